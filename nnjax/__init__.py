@@ -1,0 +1,42 @@
+"""nnjax: feed-forward neural networks as pure JAX functions.
+
+The whole training run -- epochs of reshuffled minibatches, optax updates,
+validation, early stopping, a NaN guard and per-layer gradient diagnostics --
+compiles into one XLA program, and ``jax.vmap`` trains populations of models.
+
+Example:
+  >>> import jax, optax, nnjax
+  >>> data = nnjax.data.load_dataset("xor")
+  >>> net = nnjax.MLP((2, 8, 1), activation="tanh", output="sigmoid")
+  >>> result = nnjax.fit(jax.random.key(0), net, (data.x, data.y),
+  ...                    loss="binary_cross_entropy", optimizer=optax.adam(0.05),
+  ...                    epochs=50, batch_size=32)
+  >>> result.history["loss"].shape
+  (50,)
+"""
+
+from nnjax import activations, data, diagnostics, initializers, losses, optim, training
+from nnjax.fitting import FitResult, fit
+from nnjax.network import MLP, apply, apply_with_state, init, init_state, predict
+from nnjax.training import EarlyStopping
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EarlyStopping",
+    "FitResult",
+    "MLP",
+    "activations",
+    "data",
+    "diagnostics",
+    "fit",
+    "optim",
+    "training",
+    "apply",
+    "apply_with_state",
+    "init",
+    "init_state",
+    "initializers",
+    "losses",
+    "predict",
+]

@@ -1,0 +1,178 @@
+"""Weight initialisers: ``init(key, shape, dtype=jnp.float32) -> array``.
+
+A dense layer's weight matrix has shape ``(fan_in, fan_out)``. The scaled
+schemes draw with mean zero and these variances (normal variants untruncated;
+uniform variants on ``[-limit, limit]`` with ``limit = sqrt(3 var)``, which has
+the same variance):
+
+=================  ==========================  ==========================
+scheme             variance                    suits
+=================  ==========================  ==========================
+Xavier / Glorot    2 / (fan_in + fan_out)      tanh, sigmoid
+He                 2 / fan_in                  ReLU and its relatives
+LeCun              1 / fan_in                  SELU, tanh
+=================  ==========================  ==========================
+
+References: Glorot & Bengio (2010); He et al. (2015); LeCun et al. (1998).
+
+Biases always start at zero (see :func:`nnjax.init`).
+
+Example:
+  >>> import jax
+  >>> from nnjax import initializers
+  >>> w = initializers.get("he_normal")(jax.random.key(0), (64, 32))
+  >>> w.shape
+  (64, 32)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+Initializer = Callable[..., jax.Array]
+
+__all__ = [
+    "Initializer",
+    "constant",
+    "get",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "names",
+    "normal",
+    "uniform",
+    "variance",
+    "xavier_normal",
+    "xavier_uniform",
+    "zeros",
+]
+
+
+def zeros() -> Initializer:
+    """All zeros (every neuron of a layer stays identical: symmetry is never broken)."""
+    return jax.nn.initializers.constant(0.0, jnp.float32)
+
+
+def constant(value: float = 0.0) -> Initializer:
+    """Every entry equal to ``value``."""
+    return jax.nn.initializers.constant(value, jnp.float32)
+
+
+def normal(stddev: float = 0.05) -> Initializer:
+    """N(0, stddev^2), untruncated."""
+    return jax.nn.initializers.normal(stddev, jnp.float32)
+
+
+def uniform(limit: float = 0.05) -> Initializer:
+    """U(-limit, limit): mean 0, variance limit^2 / 3."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, minval=-limit, maxval=limit)
+
+    return init
+
+
+def _scaled(scale: float, mode: str, distribution: str) -> Callable[..., Initializer]:
+    def factory(gain: float = 1.0) -> Initializer:
+        # variance_scaling gives var = scale / fan exactly for "normal" (no
+        # truncation) and uniform(-sqrt(3 var), sqrt(3 var)) for "uniform".
+        # The default dtype is pinned to float32 (the contract); jax's own
+        # default would become float64 under jax_enable_x64.
+        return jax.nn.initializers.variance_scaling(
+            scale * gain**2, mode, distribution, in_axis=-2, out_axis=-1, dtype=jnp.float32
+        )
+
+    return factory
+
+
+xavier_normal = _scaled(1.0, "fan_avg", "normal")
+xavier_normal.__doc__ = "Xavier/Glorot normal: N(0, 2 / (fan_in + fan_out)) times gain^2."
+xavier_uniform = _scaled(1.0, "fan_avg", "uniform")
+xavier_uniform.__doc__ = "Xavier/Glorot uniform: variance 2 / (fan_in + fan_out) times gain^2."
+he_normal = _scaled(2.0, "fan_in", "normal")
+he_normal.__doc__ = "He/Kaiming normal: N(0, 2 / fan_in) times gain^2."
+he_uniform = _scaled(2.0, "fan_in", "uniform")
+he_uniform.__doc__ = "He/Kaiming uniform: variance 2 / fan_in times gain^2."
+lecun_normal = _scaled(1.0, "fan_in", "normal")
+lecun_normal.__doc__ = "LeCun normal: N(0, 1 / fan_in) times gain^2."
+lecun_uniform = _scaled(1.0, "fan_in", "uniform")
+lecun_uniform.__doc__ = "LeCun uniform: variance 1 / fan_in times gain^2."
+glorot_normal = xavier_normal
+glorot_uniform = xavier_uniform
+
+_REGISTRY: dict[str, Callable[..., Initializer]] = {
+    "zeros": zeros,
+    "constant": constant,
+    "normal": normal,
+    "uniform": uniform,
+    "xavier_normal": xavier_normal,
+    "xavier_uniform": xavier_uniform,
+    "glorot_normal": glorot_normal,
+    "glorot_uniform": glorot_uniform,
+    "he_normal": he_normal,
+    "he_uniform": he_uniform,
+    "kaiming_normal": he_normal,
+    "kaiming_uniform": he_uniform,
+    "lecun_normal": lecun_normal,
+    "lecun_uniform": lecun_uniform,
+}
+
+
+def names() -> tuple[str, ...]:
+    """All registered initialiser names, aliases included."""
+    return tuple(sorted(_REGISTRY))
+
+
+def get(name: str | Initializer, **options: Any) -> Initializer:
+    """Returns ``init(key, shape, dtype=jnp.float32)`` for the scheme ``name``.
+
+    Args:
+      name: a registered name (see :func:`names`) or an initialiser function,
+        which is returned unchanged.
+      **options: the factory's hyper-parameters, e.g. ``stddev`` for "normal",
+        ``limit`` for "uniform", ``gain`` for the scaled schemes.
+
+    Raises:
+      ValueError: for an unknown name (the message lists the valid ones) or an
+        option the scheme does not take.
+    """
+    if callable(name):
+        if options:
+            raise ValueError(f"options {sorted(options)} given with an initialiser function")
+        return name
+    try:
+        factory = _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown initializer {name!r}: expected one of {', '.join(names())}"
+        ) from None
+    try:
+        return factory(**options)
+    except TypeError as err:
+        raise ValueError(f"initializer {name!r} got bad options {options}: {err}") from None
+
+
+def variance(name: str, fan_in: int, fan_out: int, **options: Any) -> float:
+    """The theoretical variance of scheme ``name`` for a ``(fan_in, fan_out)`` matrix."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(f"unknown initializer {name!r}: expected one of {', '.join(names())}")
+    gain2 = options.get("gain", 1.0) ** 2
+    table = {
+        "zeros": lambda: 0.0,
+        "constant": lambda: 0.0,
+        "normal": lambda: options.get("stddev", 0.05) ** 2,
+        "uniform": lambda: options.get("limit", 0.05) ** 2 / 3.0,
+        "xavier": lambda: gain2 * 2.0 / (fan_in + fan_out),
+        "glorot": lambda: gain2 * 2.0 / (fan_in + fan_out),
+        "he": lambda: gain2 * 2.0 / fan_in,
+        "kaiming": lambda: gain2 * 2.0 / fan_in,
+        "lecun": lambda: gain2 * 1.0 / fan_in,
+    }
+    family = name if name in table else name.rsplit("_", 1)[0]
+    return float(table[family]())

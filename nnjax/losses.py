@@ -1,0 +1,203 @@
+"""Losses and weight penalties.
+
+Every loss takes the network's pre-activation output (logits, shape ``(n, k)``)
+and the targets and returns one value per example, shape ``(n,)``. The batch
+loss is their (weighted) mean, :func:`mean_loss`.
+
+=======================  ==========================================  ===================
+name                     per example                                 targets
+=======================  ==========================================  ===================
+mse                      mean_k (o_k - y_k)^2 (no factor 1/2)        floats, (n,) or (n, k)
+binary_cross_entropy     mean_k -[y log s(o) + (1-y) log(1-s(o))]     0/1, (n,) or (n, k)
+softmax_cross_entropy    -log softmax(o)_y                           ints (n,) or one-hot (n, k)
+hinge                    mean_k max(0, 1 - y_k o_k)                   -1/+1, (n,) or (n, k)
+=======================  ==========================================  ===================
+
+The sigmoid and softmax are applied inside the cross-entropies (in log space,
+so large logits do not overflow). Penalties: ``l1 * sum |W| + l2 * sum W^2``
+over the weight matrices only, never biases or batch-norm scales.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> from nnjax import losses
+  >>> losses.get("mse")(jnp.array([[1.0], [3.0]]), jnp.array([0.0, 1.0]))
+  Array([1., 4.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+__all__ = [
+    "Loss",
+    "LossFn",
+    "accuracy",
+    "binary_cross_entropy",
+    "get",
+    "hinge",
+    "l1_penalty",
+    "l2_penalty",
+    "mean_loss",
+    "mse",
+    "names",
+    "penalty",
+    "resolve",
+    "softmax_cross_entropy",
+    "weight_matrices",
+]
+
+
+def _as_columns(y: jax.Array, out: jax.Array) -> jax.Array:
+    """Targets of shape (n,) become (n, 1) when the output has one column."""
+    y = jnp.asarray(y)
+    if y.ndim == 1 and out.ndim == 2 and out.shape[-1] == 1:
+        y = y[:, None]
+    return y.astype(out.dtype)
+
+
+def mse(logits: jax.Array, y: jax.Array) -> jax.Array:
+    """Squared error averaged over outputs, one value per example."""
+    y = _as_columns(y, logits)
+    return jnp.mean(jnp.square(logits - y), axis=-1)
+
+
+def binary_cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
+    """Sigmoid cross-entropy from logits with 0/1 labels, averaged over outputs."""
+    y = _as_columns(y, logits)
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y), axis=-1)
+
+
+def _class_targets(y: jax.Array, logits: jax.Array) -> jax.Array:
+    """Integer labels of shape (n, 1) become (n,) when there are several classes.
+
+    A single column can never be a one-hot target for k > 1 classes; without this,
+    it would broadcast against the log-probabilities and give a wrong loss silently.
+    """
+    y = jnp.asarray(y)
+    if y.ndim == logits.ndim and y.shape[-1] == 1 and logits.shape[-1] > 1:
+        y = y[..., 0]
+    return y
+
+
+def softmax_cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
+    """Softmax cross-entropy from logits; int labels (n,) or (n, 1), or one-hot (n, k)."""
+    y = _class_targets(y, logits)
+    if y.ndim == logits.ndim - 1:
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y.astype(jnp.int32))
+    return optax.softmax_cross_entropy(logits, y.astype(logits.dtype))
+
+
+def hinge(logits: jax.Array, y: jax.Array) -> jax.Array:
+    """Hinge loss max(0, 1 - y o) with labels in {-1, +1}, averaged over outputs."""
+    y = _as_columns(y, logits)
+    return jnp.mean(optax.hinge_loss(logits, y), axis=-1)
+
+
+def accuracy(kind: str, logits: jax.Array, y: jax.Array) -> jax.Array:
+    """Per-example correctness (1.0 or 0.0) for the classification loss ``kind``."""
+    kind = _ALIASES.get(kind, kind) if isinstance(kind, str) else kind
+    y = jnp.asarray(y)
+    if kind == "softmax_cross_entropy":
+        y = _class_targets(y, logits)
+        labels = y if y.ndim == logits.ndim - 1 else jnp.argmax(y, axis=-1)
+        hit = jnp.argmax(logits, axis=-1) == labels
+    elif kind == "binary_cross_entropy":
+        hit = jnp.all((logits > 0) == (_as_columns(y, logits) > 0.5), axis=-1)
+    elif kind == "hinge":
+        hit = jnp.all(jnp.where(logits >= 0, 1.0, -1.0) == _as_columns(y, logits), axis=-1)
+    else:
+        raise ValueError(f"accuracy is defined for classification losses, got {kind!r}")
+    return hit.astype(logits.dtype)
+
+
+class Loss(NamedTuple):
+    """A resolved loss: its name, per-example function and whether it classifies."""
+
+    name: str
+    fn: LossFn
+    classification: bool
+
+
+_REGISTRY: dict[str, Loss] = {
+    "mse": Loss("mse", mse, False),
+    "binary_cross_entropy": Loss("binary_cross_entropy", binary_cross_entropy, True),
+    "softmax_cross_entropy": Loss("softmax_cross_entropy", softmax_cross_entropy, True),
+    "hinge": Loss("hinge", hinge, True),
+}
+_ALIASES = {
+    "squared_error": "mse",
+    "bce": "binary_cross_entropy",
+    "log_loss": "binary_cross_entropy",
+    "cross_entropy": "softmax_cross_entropy",
+    "categorical_cross_entropy": "softmax_cross_entropy",
+}
+
+
+def names() -> tuple[str, ...]:
+    """All registered loss names, aliases included."""
+    return tuple(sorted([*_REGISTRY, *_ALIASES]))
+
+
+def resolve(loss: str | LossFn | Loss) -> Loss:
+    """A :class:`Loss` for a name, a callable (not a classifier) or a Loss."""
+    if isinstance(loss, Loss):
+        return loss
+    if callable(loss):
+        return Loss(getattr(loss, "__name__", "custom"), loss, False)
+    name = _ALIASES.get(loss, loss)
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown loss {loss!r}: expected one of {', '.join(names())} or a callable")
+    return _REGISTRY[name]
+
+
+def get(loss: str | LossFn) -> LossFn:
+    """The per-example loss function called ``loss`` (a callable is returned unchanged)."""
+    return resolve(loss).fn
+
+
+def mean_loss(per_example: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+    """Weighted mean ``sum(w l) / sum(w)`` (plain mean without weights).
+
+    A batch whose weights sum to zero (all rows padding) has mean 0 and zero gradient.
+    """
+    if weights is None:
+        return jnp.mean(per_example)
+    weights = weights.astype(per_example.dtype)
+    total = jnp.sum(weights)
+    safe_total = jnp.where(total > 0, total, 1.0)
+    return jnp.sum(per_example * weights) / safe_total
+
+
+_WEIGHT_KEYS = ("w", "proj")
+
+
+def weight_matrices(params: Any) -> list[jax.Array]:
+    """The weight matrices of a parameter pytree: leaves under the keys "w" and "proj"."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    out = []
+    for path, leaf in leaves:
+        last = path[-1]
+        if isinstance(last, jax.tree_util.DictKey) and last.key in _WEIGHT_KEYS:
+            out.append(leaf)
+    return out
+
+
+def l1_penalty(params: Any) -> jax.Array:
+    """sum |W| over the weight matrices."""
+    return sum((jnp.sum(jnp.abs(w)) for w in weight_matrices(params)), jnp.zeros(()))
+
+
+def l2_penalty(params: Any) -> jax.Array:
+    """sum W^2 over the weight matrices."""
+    return sum((jnp.sum(jnp.square(w)) for w in weight_matrices(params)), jnp.zeros(()))
+
+
+def penalty(params: Any, l1: float | jax.Array = 0.0, l2: float | jax.Array = 0.0) -> jax.Array:
+    """``l1 * sum |W| + l2 * sum W^2`` over weight matrices (biases excluded)."""
+    return l1 * l1_penalty(params) + l2 * l2_penalty(params)

@@ -1,0 +1,134 @@
+"""Optimiser and learning-rate schedule shortcuts, all built from optax.
+
+:func:`nnjax.fit` accepts any ``optax.GradientTransformation``; these helpers
+turn a name and a few numbers into one, so that the CLI and the scikit-learn
+estimators can be configured with strings.
+
+Example:
+  >>> from nnjax import optim
+  >>> tx = optim.make("momentum", optim.schedule("cosine", 0.1, steps=1000), clip_norm=1.0)
+  >>> type(tx).__name__
+  'GradientTransformationExtraArgs'
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import optax
+
+__all__ = ["OPTIMIZERS", "SCHEDULES", "make", "schedule", "with_clipping"]
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "exponential", "cosine", "step", "piecewise", "warmup_cosine")
+
+
+def schedule(
+    name: str,
+    learning_rate: float,
+    *,
+    steps: int | None = None,
+    decay_rate: float = 0.5,
+    decay_steps: int | None = None,
+    boundaries: Sequence[int] | None = None,
+    warmup_steps: int = 0,
+    final_fraction: float = 0.0,
+) -> optax.Schedule:
+    """A learning-rate schedule (a function of the optimiser step count).
+
+    Args:
+      name: "constant"; "exponential" (``lr * decay_rate ** (t / decay_steps)``);
+        "cosine" (from ``lr`` to ``final_fraction * lr`` over ``steps``);
+        "step"/"piecewise" (multiply by ``decay_rate`` at each of ``boundaries``,
+        or every ``decay_steps``); "warmup_cosine" (linear warm-up over
+        ``warmup_steps`` from 0, then cosine decay to ``final_fraction * lr`` at ``steps``).
+      learning_rate: the initial (peak) learning rate.
+      steps: total optimiser steps (cosine schedules).
+
+    Raises:
+      ValueError: for an unknown name or a missing length argument.
+    """
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate: expected a positive number, got {learning_rate}")
+    if name == "constant":
+        return optax.constant_schedule(learning_rate)
+    if name == "exponential":
+        return optax.exponential_decay(learning_rate, _need(decay_steps or steps, "decay_steps"), decay_rate)
+    if name == "cosine":
+        return optax.cosine_decay_schedule(learning_rate, _need(steps, "steps"), alpha=final_fraction)
+    if name in ("step", "piecewise"):
+        if boundaries is None:
+            every = _need(decay_steps, "decay_steps or boundaries")
+            total = _need(steps, "steps")
+            boundaries = range(every, total, every)
+        return optax.piecewise_constant_schedule(learning_rate, {int(b): decay_rate for b in boundaries})
+    if name == "warmup_cosine":
+        total = _need(steps, "steps")
+        return optax.warmup_cosine_decay_schedule(
+            0.0, learning_rate, max(warmup_steps, 1), max(total, warmup_steps + 1), learning_rate * final_fraction
+        )
+    raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {name!r}")
+
+
+def _need(value: Any, name: str) -> int:
+    if value is None or int(value) <= 0:
+        raise ValueError(f"{name}: expected a positive number of steps for this schedule, got {value}")
+    return int(value)
+
+
+def make(
+    name: str,
+    learning_rate: float | optax.Schedule = 0.01,
+    *,
+    momentum: float = 0.9,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-8,
+    weight_decay: float = 1e-4,
+    clip_norm: float | None = None,
+    clip_value: float | None = None,
+) -> optax.GradientTransformation:
+    """An optax optimiser by name, optionally preceded by gradient clipping.
+
+    Args:
+      name: one of ``OPTIMIZERS``.
+      learning_rate: a number or an optax schedule.
+      momentum: for "momentum" and "nesterov" (and rmsprop's momentum when > 0 is wanted, pass it).
+      beta_1, beta_2, epsilon: for "adam" and "adamw".
+      weight_decay: for "adamw" (decoupled).
+      clip_norm: clip the gradients' global norm to this value first.
+      clip_value: clip each gradient entry to [-clip_value, clip_value] first.
+    """
+    if name == "sgd":
+        tx = optax.sgd(learning_rate)
+    elif name == "momentum":
+        tx = optax.sgd(learning_rate, momentum=momentum)
+    elif name == "nesterov":
+        tx = optax.sgd(learning_rate, momentum=momentum, nesterov=True)
+    elif name == "adam":
+        tx = optax.adam(learning_rate, b1=beta_1, b2=beta_2, eps=epsilon)
+    elif name == "adamw":
+        tx = optax.adamw(learning_rate, b1=beta_1, b2=beta_2, eps=epsilon, weight_decay=weight_decay)
+    elif name == "rmsprop":
+        tx = optax.rmsprop(learning_rate)
+    elif name == "adagrad":
+        tx = optax.adagrad(learning_rate)
+    else:
+        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)} or an optax transformation, got {name!r}")
+    return with_clipping(tx, clip_norm=clip_norm, clip_value=clip_value)
+
+
+def with_clipping(
+    tx: optax.GradientTransformation, *, clip_norm: float | None = None, clip_value: float | None = None
+) -> optax.GradientTransformation:
+    """``tx`` preceded by global-norm and/or elementwise clipping (unchanged when both are None)."""
+    parts = []
+    if clip_value is not None:
+        if clip_value <= 0:
+            raise ValueError(f"clip_value: expected a positive number, got {clip_value}")
+        parts.append(optax.clip(clip_value))
+    if clip_norm is not None:
+        if clip_norm <= 0:
+            raise ValueError(f"clip_norm: expected a positive number, got {clip_norm}")
+        parts.append(optax.clip_by_global_norm(clip_norm))
+    return optax.chain(*parts, tx) if parts else tx

@@ -1,0 +1,337 @@
+"""The compiled training loop: ``lax.scan`` over epochs of ``lax.scan`` over minibatches.
+
+Everything here is pure and traceable; :func:`nnjax.fit` (in
+:mod:`nnjax.fitting`) validates inputs on the host and calls :func:`run`.
+
+Key schedule (so any epoch's shuffle or any minibatch's dropout mask can be
+rebuilt after the fact from the run key ``key``)::
+
+    init_key, loop_key = jax.random.split(key)          # parameters from init_key
+    epoch_key   = fold_in(loop_key, epoch)              # epoch counts from 0 over continuations
+    permutation = jax.random.permutation(fold_in(epoch_key, 0), n)
+    batch_key   = fold_in(fold_in(epoch_key, 1), step)  # step within the epoch
+    layer mask  = fold_in(batch_key, layer)             # inside nnjax.network
+
+A step computes ``mean loss + l1 sum|W| + l2 sum W^2``, its gradient, and the
+optax update; if the loss, a gradient or a new parameter is not finite the step
+is skipped (parameters, batch-norm statistics and optimiser state unchanged)
+and counted in ``history["skipped"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from nnjax import diagnostics, losses
+from nnjax._typing import Params, PRNGKey, State
+from nnjax.network import MLP, apply_with_state
+
+__all__ = [
+    "EarlyStopping",
+    "FitConfig",
+    "StepInfo",
+    "TrainState",
+    "batch_key",
+    "epoch_key",
+    "epoch_permutation",
+    "evaluate",
+    "init_train_state",
+    "run",
+    "split_run_key",
+    "train_step",
+]
+
+
+class EarlyStopping(NamedTuple):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    ``monitor`` defaults to "val_loss" with validation data, else "loss";
+    ``mode`` "auto" maximises accuracies and R^2 and minimises the rest.
+    ``restore_best`` returns the parameters of the best epoch.
+    """
+
+    patience: int = 10
+    min_delta: float = 0.0
+    monitor: str | None = None
+    mode: str = "auto"
+    restore_best: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    """Everything static about a training run (hashable: a static argument of ``jit``)."""
+
+    net: MLP
+    loss: losses.Loss
+    optimizer: optax.GradientTransformation
+    epochs: int
+    batch_size: int
+    n: int
+    drop_last: bool = False
+    early_stopping: EarlyStopping | None = None
+    on_nonfinite: str = "skip"
+    diagnostics: bool = True
+    dynamic_dropout: bool = False
+
+    @property
+    def steps(self) -> int:
+        """Minibatches per epoch."""
+        if self.drop_last:
+            return self.n // self.batch_size
+        return -(-self.n // self.batch_size)
+
+    def monitor(self, has_validation: bool) -> tuple[str, bool]:
+        """The monitored history key and whether larger is better."""
+        es = self.early_stopping
+        name = es.monitor or ("val_loss" if has_validation else "loss")
+        maximise = es.mode == "max" or (es.mode == "auto" and ("accuracy" in name or "r2" in name))
+        return name, maximise
+
+
+class TrainState(NamedTuple):
+    """What a run carries from epoch to epoch (and what a continuation starts from)."""
+
+    params: Params
+    state: State
+    opt_state: Any
+    epoch: jax.Array  # epochs done so far, over all continuations
+    best_params: Params
+    best_state: State
+    best_value: jax.Array
+    best_epoch: jax.Array
+    bad_epochs: jax.Array
+    stopped: jax.Array
+
+
+class StepInfo(NamedTuple):
+    """What one step reports (sums over the batch's real rows, so epochs average exactly)."""
+
+    loss_sum: jax.Array
+    weight_sum: jax.Array
+    correct_sum: jax.Array
+    grad_norm: jax.Array
+    applied: jax.Array
+    layers: dict[str, jax.Array]
+
+
+def split_run_key(key: PRNGKey) -> tuple[PRNGKey, PRNGKey]:
+    """``(init_key, loop_key)`` of a run key."""
+    init_key, loop_key = jax.random.split(key)
+    return init_key, loop_key
+
+
+def epoch_key(key: PRNGKey, epoch: int | jax.Array) -> PRNGKey:
+    """The key of epoch ``epoch`` of the run with run key ``key``."""
+    return jax.random.fold_in(split_run_key(key)[1], epoch)
+
+
+def epoch_permutation(key: PRNGKey, epoch: int | jax.Array, n: int) -> jax.Array:
+    """The order in which epoch ``epoch`` visits the ``n`` training examples."""
+    return jax.random.permutation(jax.random.fold_in(epoch_key(key, epoch), 0), n)
+
+
+def batch_key(key: PRNGKey, epoch: int | jax.Array, step: int | jax.Array) -> PRNGKey:
+    """The dropout key of minibatch ``step`` of epoch ``epoch``."""
+    return jax.random.fold_in(jax.random.fold_in(epoch_key(key, epoch), 1), step)
+
+
+def _tree_select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def train_step(
+    params: Params,
+    state: State,
+    opt_state: Any,
+    batch: tuple[jax.Array, jax.Array, jax.Array],
+    *,
+    key: PRNGKey,
+    cfg: FitConfig,
+    l1: jax.Array | float = 0.0,
+    l2: jax.Array | float = 0.0,
+    dropout: jax.Array | None = None,
+) -> tuple[Params, State, Any, StepInfo]:
+    """One guarded optimiser step on ``batch = (x, y, weights)``; weights 0 mark padding rows."""
+    x, y, weights = batch
+    loss = cfg.loss
+
+    def objective(p):
+        logits, new_state, hidden = apply_with_state(
+            p, state, x, cfg.net, key=key, train=True, dropout=dropout,
+            row_weights=(weights > 0), return_hidden=True,
+        )
+        per_example = loss.fn(logits, y)
+        data_loss = losses.mean_loss(per_example, weights)
+        return data_loss + losses.penalty(p, l1, l2), (per_example, logits, new_state, hidden)
+
+    (total, (per_example, logits, new_state, hidden)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    updates, new_opt_state = cfg.optimizer.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    ok = jnp.isfinite(total) & _all_finite(grads) & _all_finite(new_params)
+    params_out = _tree_select(ok, new_params, params)
+    state_out = _tree_select(ok, new_state, state)
+    opt_out = _tree_select(ok, new_opt_state, opt_state)
+
+    w = weights.astype(per_example.dtype)
+    correct = losses.accuracy(loss.name, logits, y) if loss.classification else jnp.zeros_like(per_example)
+    layers = {}
+    if cfg.diagnostics:
+        layers = diagnostics.layer_stats(params, grads, updates)
+        layers["dead_units"] = diagnostics.dead_fraction(hidden, weights)
+    info = StepInfo(
+        loss_sum=jnp.sum(jnp.where(w > 0, per_example, 0.0) * w),
+        weight_sum=jnp.sum(w),
+        correct_sum=jnp.sum(correct * w),
+        grad_norm=optax.global_norm(jax.tree.map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), grads)),
+        applied=ok,
+        layers=layers,
+    )
+    return params_out, state_out, opt_out, info
+
+
+def _epoch_batches(cfg: FitConfig, key: PRNGKey, ts: TrainState, x, y, w):
+    """The epoch's reshuffled data, gathered once and cut into ``(steps, batch, ...)``."""
+    perm = epoch_permutation(key, ts.epoch, cfg.n)
+    total = cfg.steps * cfg.batch_size
+    if total <= cfg.n:
+        idx, real = perm[:total], jnp.ones((total,), bool)
+    else:  # pad the short last batch with weight-0 rows
+        pad = total - cfg.n
+        idx = jnp.concatenate([perm, jnp.zeros((pad,), perm.dtype)])
+        real = jnp.concatenate([jnp.ones((cfg.n,), bool), jnp.zeros((pad,), bool)])
+    weights = jnp.where(real, w[idx], 0.0)
+    shape = (cfg.steps, cfg.batch_size)
+    return (
+        x[idx].reshape(shape + x.shape[1:]),
+        y[idx].reshape(shape + y.shape[1:]),
+        weights.reshape(shape),
+    )
+
+
+def evaluate(params: Params, state: State, x: jax.Array, y: jax.Array, net: MLP, loss: losses.Loss) -> dict:
+    """Evaluation-mode metrics on ``(x, y)``: loss, and accuracy or MSE and R^2."""
+    logits, _ = apply_with_state(params, state, x, net, train=False)
+    out = {"loss": jnp.mean(loss.fn(logits, y))}
+    if loss.classification:
+        out["accuracy"] = jnp.mean(losses.accuracy(loss.name, logits, y))
+    elif loss.name == "mse":
+        target = losses._as_columns(y, logits)
+        sse = jnp.sum(jnp.square(logits - target), axis=0)
+        sst = jnp.sum(jnp.square(target - jnp.mean(target, axis=0)), axis=0)
+        out["mse"] = jnp.mean(sse) / target.shape[0]
+        out["r2"] = jnp.mean(1.0 - sse / jnp.where(sst > 0, sst, 1.0))
+    return out
+
+
+def _train_epoch(cfg: FitConfig, key, data, hp, ts: TrainState):
+    x, y, w, validation = data
+    xb, yb, wb = _epoch_batches(cfg, key, ts, x, y, w)
+    dropout = hp.get("dropout")
+
+    def body(carry, inputs):
+        params, state, opt_state = carry
+        xs, ys, ws, step = inputs
+        k = batch_key(key, ts.epoch, step)
+        params, state, opt_state, info = train_step(
+            params, state, opt_state, (xs, ys, ws), key=k, cfg=cfg, l1=hp["l1"], l2=hp["l2"], dropout=dropout
+        )
+        return (params, state, opt_state), info
+
+    (params, state, opt_state), infos = jax.lax.scan(
+        body, (ts.params, ts.state, ts.opt_state), (xb, yb, wb, jnp.arange(cfg.steps))
+    )
+    applied = infos.applied.astype(jnp.float32)
+    n_applied = jnp.sum(applied)
+    weight_sum = jnp.sum(infos.weight_sum)
+    metrics = {
+        "loss": jnp.sum(infos.loss_sum) / weight_sum,
+        "grad_norm": jnp.sum(infos.grad_norm * applied) / jnp.where(n_applied > 0, n_applied, jnp.nan),
+        "skipped": cfg.steps - jnp.sum(infos.applied.astype(jnp.int32)),
+    }
+    if cfg.loss.classification:
+        metrics["accuracy"] = jnp.sum(infos.correct_sum) / weight_sum
+    if cfg.diagnostics:
+        per_step = dict(infos.layers)
+        metrics["layer_nonfinite"] = jnp.sum(per_step.pop("layer_nonfinite"), axis=0)
+        for name, values in per_step.items():
+            metrics[name] = jnp.mean(values, axis=0)
+        metrics["layer_weight_norm"] = jnp.stack([jnp.linalg.norm(p["w"]) for p in params])
+    if validation is not None:
+        for name, value in evaluate(params, state, *validation, cfg.net, cfg.loss).items():
+            metrics["val_" + name] = value
+    ts = ts._replace(params=params, state=state, opt_state=opt_state, epoch=ts.epoch + 1)
+    return _update_stopping(cfg, ts, metrics, validation is not None), metrics
+
+
+def _update_stopping(cfg: FitConfig, ts: TrainState, metrics: dict, has_validation: bool) -> TrainState:
+    stop_now = jnp.array(False)
+    if cfg.on_nonfinite == "stop":
+        stop_now = metrics["skipped"] > 0
+    if cfg.early_stopping is not None:
+        name, maximise = cfg.monitor(has_validation)
+        value = metrics[name]
+        delta = cfg.early_stopping.min_delta
+        improved = (value > ts.best_value + delta) if maximise else (value < ts.best_value - delta)
+        ts = ts._replace(
+            best_params=_tree_select(improved, ts.params, ts.best_params),
+            best_state=_tree_select(improved, ts.state, ts.best_state),
+            best_value=jnp.where(improved, value, ts.best_value),
+            best_epoch=jnp.where(improved, ts.epoch - 1, ts.best_epoch),
+            bad_epochs=jnp.where(improved, 0, ts.bad_epochs + 1),
+        )
+        stop_now = stop_now | (ts.bad_epochs >= cfg.early_stopping.patience)
+    return ts._replace(stopped=ts.stopped | stop_now)
+
+
+def init_train_state(cfg: FitConfig, params: Params, state: State) -> TrainState:
+    """A fresh training state from initial parameters and batch-norm statistics."""
+    maximise = cfg.early_stopping is not None and cfg.monitor(False)[1]
+    return TrainState(
+        params=params,
+        state=state,
+        opt_state=cfg.optimizer.init(params),
+        epoch=jnp.zeros((), jnp.int32),
+        best_params=params,
+        best_state=state,
+        best_value=jnp.array(-jnp.inf if maximise else jnp.inf, jnp.float32),
+        best_epoch=jnp.full((), -1, jnp.int32),
+        bad_epochs=jnp.zeros((), jnp.int32),
+        stopped=jnp.array(False),
+    )
+
+
+def run(cfg: FitConfig, key: PRNGKey, data, hp: dict, ts: TrainState) -> tuple[TrainState, dict]:
+    """Runs ``cfg.epochs`` epochs from ``ts``; returns the new state and per-epoch metrics.
+
+    Args:
+      data: ``(x, y, weights, validation)`` with ``validation`` ``(x_val, y_val)`` or None.
+      hp: traced hyper-parameters ``{"l1", "l2"}`` and optionally ``"dropout"``.
+
+    Epochs after a stop (early stopping or a non-finite step with
+    ``on_nonfinite="stop"``) are not run: their metrics are NaN (counts 0).
+    """
+
+    def epoch(ts, _):
+        def skip(ts):
+            shapes = jax.eval_shape(lambda t: _train_epoch(cfg, key, data, hp, t)[1], ts)
+            return ts._replace(epoch=ts.epoch + 1), jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan if jnp.issubdtype(s.dtype, jnp.floating) else 0, s.dtype), shapes)
+
+        def go(ts):
+            return _train_epoch(cfg, key, data, hp, ts)
+
+        ts_out, metrics = jax.lax.cond(ts.stopped, skip, go, ts)
+        metrics["stopped"] = ts.stopped
+        metrics["epoch"] = ts.epoch
+        return ts_out, metrics
+
+    return jax.lax.scan(epoch, ts, None, length=cfg.epochs)

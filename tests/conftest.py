@@ -1,0 +1,34 @@
+"""Test configuration: fake CPU devices, fresh keys with a printed seed, strict checks."""
+
+import os
+import zlib
+
+# Eight fake CPU devices for the sharding tests; must be set before jax is imported.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def seed(request) -> int:
+    """A seed derived from the test's name, printed so a failure can be replayed."""
+    # Deterministic per test; set NNJAX_TEST_SEED to draw other inputs.
+    value = (zlib.crc32(request.node.nodeid.encode()) + int(os.environ.get("NNJAX_TEST_SEED", 0))) % 2**31
+    print(f"[seed] {request.node.nodeid}: {value}")
+    return value
+
+
+@pytest.fixture
+def key(seed):
+    """A fresh jax PRNG key for the test."""
+    return jax.random.key(seed)
+
+
+@pytest.fixture
+def rng(seed):
+    """A NumPy generator for drawing test inputs."""
+    return np.random.default_rng(seed)
