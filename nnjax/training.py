@@ -77,6 +77,10 @@ class FitConfig:
     on_nonfinite: str = "skip"
     diagnostics: bool = True
     dynamic_dropout: bool = False
+    # A jax.sharding.Sharding for the epoch's (steps, batch, ...) arrays, e.g.
+    # NamedSharding(mesh, P(None, "data")): data-parallel training (see nnjax.parallel).
+    batch_sharding: Any = None
+    shuffle: bool = True  # False visits the examples in their given order every epoch
 
     @property
     def steps(self) -> int:
@@ -201,7 +205,7 @@ def train_step(
 
 def _epoch_batches(cfg: FitConfig, key: PRNGKey, ts: TrainState, x, y, w):
     """The epoch's reshuffled data, gathered once and cut into ``(steps, batch, ...)``."""
-    perm = epoch_permutation(key, ts.epoch, cfg.n)
+    perm = epoch_permutation(key, ts.epoch, cfg.n) if cfg.shuffle else jnp.arange(cfg.n)
     total = cfg.steps * cfg.batch_size
     if total <= cfg.n:
         idx, real = perm[:total], jnp.ones((total,), bool)
@@ -211,11 +215,14 @@ def _epoch_batches(cfg: FitConfig, key: PRNGKey, ts: TrainState, x, y, w):
         real = jnp.concatenate([jnp.ones((cfg.n,), bool), jnp.zeros((pad,), bool)])
     weights = jnp.where(real, w[idx], 0.0)
     shape = (cfg.steps, cfg.batch_size)
-    return (
+    batches = (
         x[idx].reshape(shape + x.shape[1:]),
         y[idx].reshape(shape + y.shape[1:]),
         weights.reshape(shape),
     )
+    if cfg.batch_sharding is not None:  # split each batch over devices; XLA all-reduces the gradients
+        batches = tuple(jax.lax.with_sharding_constraint(a, cfg.batch_sharding) for a in batches)
+    return batches
 
 
 def evaluate(params: Params, state: State, x: jax.Array, y: jax.Array, net: MLP, loss: losses.Loss) -> dict:
@@ -310,6 +317,11 @@ def init_train_state(cfg: FitConfig, params: Params, state: State) -> TrainState
     )
 
 
+def _missing(s: jax.ShapeDtypeStruct) -> jax.Array:
+    """NaN (floats) or 0 (counts) for the metrics of an epoch that was not run."""
+    return jnp.full(s.shape, jnp.nan if jnp.issubdtype(s.dtype, jnp.floating) else 0, s.dtype)
+
+
 def run(cfg: FitConfig, key: PRNGKey, data, hp: dict, ts: TrainState) -> tuple[TrainState, dict]:
     """Runs ``cfg.epochs`` epochs from ``ts``; returns the new state and per-epoch metrics.
 
@@ -321,15 +333,20 @@ def run(cfg: FitConfig, key: PRNGKey, data, hp: dict, ts: TrainState) -> tuple[T
     ``on_nonfinite="stop"``) are not run: their metrics are NaN (counts 0).
     """
 
+    traced: list = []  # the metrics' shapes, captured when `go` is traced
+
+    def go(ts):
+        out = _train_epoch(cfg, key, data, hp, ts)
+        traced.append(jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), out[1]))
+        return out
+
+    def skip(ts):
+        # lax.cond traces its true branch (`go`) first; eval_shape is only a fallback.
+        shapes = traced[-1] if traced else jax.eval_shape(lambda t: _train_epoch(cfg, key, data, hp, t)[1], ts)
+        return ts._replace(epoch=ts.epoch + 1), jax.tree.map(_missing, shapes)
+
     def epoch(ts, _):
-        def skip(ts):
-            shapes = jax.eval_shape(lambda t: _train_epoch(cfg, key, data, hp, t)[1], ts)
-            return ts._replace(epoch=ts.epoch + 1), jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan if jnp.issubdtype(s.dtype, jnp.floating) else 0, s.dtype), shapes)
-
-        def go(ts):
-            return _train_epoch(cfg, key, data, hp, ts)
-
-        ts_out, metrics = jax.lax.cond(ts.stopped, skip, go, ts)
+        ts_out, metrics = jax.lax.cond(~ts.stopped, go, skip, ts)
         metrics["stopped"] = ts.stopped
         metrics["epoch"] = ts.epoch
         return ts_out, metrics
