@@ -1,0 +1,352 @@
+"""Text classifiers on token ids: an embedding bag (mean of learned word vectors) and an MLP head.
+
+A text arrives as a row of token ids from :meth:`nnjax.data.BagOfWords.tokens_to_ids`
+(``PAD_ID = 0`` pads, ``UNKNOWN_ID = 1`` stands for a word outside the vocabulary,
+vocabulary word ``j`` has id ``j + 2``). The model looks every id up in an embedding
+table, averages the vectors of the text's real tokens, and feeds the average to an
+ordinary :class:`nnjax.MLP`::
+
+    params = {"embedding": (n_ids, dim), "mlp": nnjax.init(...) of MLP((dim, *hidden, n_outputs))}
+    pooled = sum_t mask_t E[ids_t] / max(1, sum_t mask_t)         # mask: id != PAD_ID
+    logits = nnjax.apply(params["mlp"], pooled, head)
+
+The table is trained with the head by :func:`fit_text`, which runs the same compiled
+loop shape and key schedule as :func:`nnjax.fit` (see :mod:`nnjax.training`):
+``lax.scan`` over epochs of ``lax.scan`` over reshuffled minibatches, a padded and
+masked last batch, optax updates and a guard that skips non-finite steps.
+
+Documented behaviour at the edges:
+
+* padding never contributes (its row of the table stays zero and gets no gradient);
+* a text with no tokens (all padding) pools to the zero vector, so its prediction is
+  the head's response to zeros (its biases only);
+* unknown words share one learned vector (row 1), or are masked like padding with
+  ``ignore_unknown=True`` (then a text of unknown words only is an empty text).
+
+Equivalence with bag-of-words: with no unknown words, the pooled vector equals
+``(counts / counts.sum()) @ E[2:]``, a linear layer on length-normalised
+:meth:`~nnjax.data.BagOfWords.transform` counts. The embedding bag is that layer,
+computed by lookup instead of a (texts x vocabulary) product.
+
+Example:
+  >>> import jax, numpy as np
+  >>> from nnjax import text
+  >>> model = text.EmbeddingBag(n_ids=10, dim=4)
+  >>> params = text.init(jax.random.key(0), model)
+  >>> params["embedding"].shape
+  (10, 4)
+  >>> ids = np.array([[2, 3, 0], [0, 0, 0]])          # a two-word text and an empty one
+  >>> text.apply(params, ids, model).shape
+  (2, 1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from nnjax import losses, network, training
+from nnjax._typing import PRNGKey
+from nnjax.data import validation as checks
+from nnjax.data.text import PAD_ID, UNKNOWN_ID
+
+__all__ = [
+    "EmbeddingBag",
+    "TextFitResult",
+    "apply",
+    "check_ids",
+    "fit_text",
+    "init",
+    "pool",
+    "predict",
+    "token_scores",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingBag:
+    """The topology of an embedding-bag text model (static and hashable).
+
+    Args:
+      n_ids: rows of the embedding table: ``BagOfWords.n_ids`` (vocabulary + padding + unknown).
+      dim: the length of a word vector.
+      hidden: widths of the head's hidden layers (``()``: the pooled vector feeds the output).
+      n_outputs: output units (1 for a sigmoid spam score, k for a k-class softmax).
+      activation: the head's hidden activation.
+      output: the head's output activation ("sigmoid", "softmax", "identity", ...).
+      dropout: the head's hidden-layer dropout rate (probability of dropping a unit).
+      embedding_stddev: standard deviation of the initial word vectors.
+      ignore_unknown: mask ``UNKNOWN_ID`` tokens like padding instead of learning a vector for them.
+
+    Raises:
+      ValueError: ``n_ids < 3`` (padding, unknown and at least one word), ``dim < 1``,
+        or a bad head setting (from :class:`nnjax.MLP`).
+    """
+
+    n_ids: int
+    dim: int
+    hidden: Sequence[int] = ()
+    n_outputs: int = 1
+    activation: str = "relu"
+    output: str = "sigmoid"
+    dropout: float = 0.0
+    embedding_stddev: float = 0.1
+    ignore_unknown: bool = False
+
+    def __post_init__(self):
+        if checks.check_positive_int(self.n_ids, "n_ids") < 3:
+            raise ValueError(f"n_ids: expected at least 3 (padding, unknown and one word; use BagOfWords.n_ids), "
+                             f"got {self.n_ids}")
+        checks.check_positive_int(self.dim, "dim")
+        checks.check_positive(self.embedding_stddev, "embedding_stddev")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        self.head  # builds the MLP, which checks its own settings
+
+    @property
+    def head(self) -> network.MLP:
+        """The MLP on top of the pooled word vectors: ``MLP((dim, *hidden, n_outputs))``."""
+        return network.MLP((self.dim, *self.hidden, self.n_outputs), activation=self.activation,
+                           output=self.output, dropout=self.dropout)
+
+
+def init(key: PRNGKey, model: EmbeddingBag) -> dict:
+    """Draws ``{"embedding": (n_ids, dim), "mlp": [...]}``; the padding row starts (and stays) zero.
+
+    The table uses ``fold_in(key, 0)``, the head ``nnjax.init(fold_in(key, 1), model.head)``.
+    """
+    table = model.embedding_stddev * jax.random.normal(jax.random.fold_in(key, 0), (model.n_ids, model.dim))
+    table = table.at[PAD_ID].set(0.0)
+    return {"embedding": table, "mlp": network.init(jax.random.fold_in(key, 1), model.head)}
+
+
+def check_ids(ids: Any, n_ids: int, name: str = "ids") -> np.ndarray:
+    """Checks token ids: integers in ``[0, n_ids)``, shape ``(n_texts, max_len)``; returns int32.
+
+    Raises:
+      TypeError: float or other non-integer ids.
+      ValueError: not 2-D, empty, or ids outside ``[0, n_ids)``.
+
+    Example:
+      >>> check_ids([[2, 9]], n_ids=5)
+      Traceback (most recent call last):
+      ...
+      ValueError: ids: expected token ids in [0, 5) (the embedding has n_ids=5 rows), got 9
+    """
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integer token ids (BagOfWords.tokens_to_ids), got dtype {arr.dtype}")
+    arr = checks.check_features(arr, name, allow_int=True)
+    bad = arr[(arr < 0) | (arr >= n_ids)]
+    if bad.size:
+        raise ValueError(f"{name}: expected token ids in [0, {n_ids}) (the embedding has n_ids={n_ids} rows), "
+                         f"got {int(bad[0])}")
+    return arr
+
+
+def pool(params: dict, ids: jax.Array, model: EmbeddingBag) -> jax.Array:
+    """The mean word vector of each text, shape ``(n_texts, dim)``; zeros for an empty text."""
+    ids = jnp.asarray(ids)
+    mask = ids > UNKNOWN_ID if model.ignore_unknown else ids != PAD_ID
+    mask = mask.astype(params["embedding"].dtype)
+    vectors = jnp.take(params["embedding"], ids, axis=0)
+    total = jnp.einsum("nt,ntd->nd", mask, vectors)
+    return total / jnp.maximum(jnp.sum(mask, axis=1, keepdims=True), 1.0)
+
+
+def _ids_for(ids: Any, model: EmbeddingBag) -> Any:
+    return ids if isinstance(ids, jax.core.Tracer) else check_ids(ids, model.n_ids)
+
+
+def apply(params: dict, ids: Any, model: EmbeddingBag, *, key: PRNGKey | None = None,
+          train: bool = False) -> jax.Array:
+    """The head's pre-activation output (logits) for token ids, shape ``(n_texts, n_outputs)``.
+
+    ``key`` is needed with ``train=True`` when the head has dropout.
+    """
+    with jax.named_scope("embedding_bag"):
+        pooled = pool(params, _ids_for(ids, model), model)
+    return network.apply(params["mlp"], pooled, model.head, key=key, train=train)
+
+
+def predict(params: dict, ids: Any, model: EmbeddingBag) -> jax.Array:
+    """The output activation of :func:`apply` in evaluation mode (probabilities for sigmoid/softmax)."""
+    pooled = pool(params, _ids_for(ids, model), model)
+    return network.predict(params["mlp"], pooled, model.head)
+
+
+def token_scores(params: dict, model: EmbeddingBag) -> jax.Array:
+    """The logits of every one-word text: ``head(E[i])`` for each id, shape ``(n_ids, n_outputs)``.
+
+    Row ``j + 2`` scores vocabulary word ``j``: for a sigmoid spam detector, the most
+    positive rows are the most spam-like words. Row 0 (padding) is the empty text's score.
+    """
+    return network.apply(params["mlp"], params["embedding"], model.head)
+
+
+class TextFitResult(NamedTuple):
+    """The result of :func:`fit_text`: ``params``, per-epoch ``history`` and the run ``key``."""
+
+    params: dict
+    history: dict[str, jax.Array]
+    key: PRNGKey
+
+
+@dataclasses.dataclass(frozen=True)
+class _TextConfig:
+    model: EmbeddingBag
+    loss: losses.Loss
+    optimizer: optax.GradientTransformation
+    epochs: int
+    batch_size: int
+    n: int
+
+    @property
+    def steps(self) -> int:
+        return -(-self.n // self.batch_size)
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)]))
+
+
+def _train_step(cfg: _TextConfig, params, opt_state, batch, key, l2):
+    ids, y, weights = batch
+
+    def objective(p):
+        logits = apply(p, ids, cfg.model, key=key, train=True)
+        per_example = cfg.loss.fn(logits, y)
+        return losses.mean_loss(per_example, weights) + losses.penalty(p["mlp"], 0.0, l2), (per_example, logits)
+
+    (total, (per_example, logits)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    updates, new_opt_state = cfg.optimizer.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    ok = jnp.isfinite(total) & _all_finite(grads) & _all_finite(new_params)
+    params = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_params, params)
+    opt_state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_opt_state, opt_state)
+    w = weights.astype(per_example.dtype)
+    correct = losses.accuracy(cfg.loss.name, logits, y) if cfg.loss.classification else jnp.zeros_like(w)
+    sums = {"loss": jnp.sum(jnp.where(w > 0, per_example, 0.0) * w), "correct": jnp.sum(correct * w),
+            "weight": jnp.sum(w), "skipped": (~ok).astype(jnp.int32)}
+    return params, opt_state, sums
+
+
+def _epoch(cfg: _TextConfig, key, data, l2, carry, epoch):
+    ids, y, validation_data = data
+    params, opt_state = carry
+    total = cfg.steps * cfg.batch_size
+    perm = training.epoch_permutation(key, epoch, cfg.n)
+    idx = jnp.concatenate([perm, jnp.zeros((total - cfg.n,), perm.dtype)])
+    weights = (jnp.arange(total) < cfg.n).astype(jnp.float32).reshape(cfg.steps, cfg.batch_size)
+    ids_b = ids[idx].reshape((cfg.steps, cfg.batch_size) + ids.shape[1:])
+    y_b = y[idx].reshape((cfg.steps, cfg.batch_size) + y.shape[1:])
+
+    def body(state, inputs):
+        ids_s, y_s, w_s, step = inputs
+        p, o, sums = _train_step(cfg, *state, (ids_s, y_s, w_s), training.batch_key(key, epoch, step), l2)
+        return (p, o), sums
+
+    (params, opt_state), sums = jax.lax.scan(body, (params, opt_state),
+                                             (ids_b, y_b, weights, jnp.arange(cfg.steps)))
+    metrics = {"loss": jnp.sum(sums["loss"]) / cfg.n, "skipped": jnp.sum(sums["skipped"])}
+    if cfg.loss.classification:
+        metrics["accuracy"] = jnp.sum(sums["correct"]) / cfg.n
+    if validation_data is not None:
+        x_val, y_val = validation_data
+        logits = apply(params, x_val, cfg.model)
+        metrics["val_loss"] = jnp.mean(cfg.loss.fn(logits, y_val))
+        if cfg.loss.classification:
+            metrics["val_accuracy"] = jnp.mean(losses.accuracy(cfg.loss.name, logits, y_val))
+    return (params, opt_state), metrics
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _run(cfg: _TextConfig, key, data, l2, params):
+    carry = (params, cfg.optimizer.init(params))
+    (params, _), history = jax.lax.scan(functools.partial(_epoch, cfg, key, data, l2), carry,
+                                        jnp.arange(cfg.epochs))
+    return params, history
+
+
+def _check_text_targets(y: Any, n: int, model: EmbeddingBag, loss: losses.Loss, name: str) -> np.ndarray:
+    if loss.name == "softmax_cross_entropy":
+        return checks.check_labels(y, model.n_outputs, name, n=n)
+    if loss.name == "binary_cross_entropy":
+        return checks.check_binary_labels(y, name, n=n)
+    if loss.name == "hinge":
+        return checks.check_signed_labels(y, name, n=n)
+    return checks.check_targets(y, n, name)
+
+
+def fit_text(
+    key: PRNGKey,
+    model: EmbeddingBag,
+    data: tuple[Any, Any],
+    *,
+    loss: str | losses.Loss,
+    optimizer: optax.GradientTransformation,
+    epochs: int,
+    batch_size: int,
+    l2: float | jax.Array = 0.0,
+    validation: tuple[Any, Any] | None = None,
+    params: dict | None = None,
+) -> TextFitResult:
+    """Trains the embedding table and the head together, in one compiled program.
+
+    Same key schedule as :func:`nnjax.fit`: parameters from ``split_run_key(key)[0]``,
+    epoch ``e`` visits ``training.epoch_permutation(key, e, n)``, minibatch ``s`` draws
+    dropout from ``training.batch_key(key, e, s)``. Every text is used once per epoch
+    (a short last batch is padded with weight-0 rows).
+
+    Args:
+      key: the run key.
+      model: the topology.
+      data: ``(ids, y)``: token ids ``(n, max_len)`` and targets as ``loss`` expects
+        (0/1 for "binary_cross_entropy", class ids for "softmax_cross_entropy").
+      loss: a loss name from :mod:`nnjax.losses`.
+      optimizer: any optax transformation.
+      epochs, batch_size: passes over the data; texts per minibatch.
+      l2: ``l2 * sum W^2`` over the head's weight matrices (the table is not penalised).
+      validation: ``(ids_val, y_val)``, scored after every epoch.
+      params: initial parameters (default :func:`init`).
+
+    Returns:
+      A :class:`TextFitResult`; ``history`` has "loss", "skipped", and for classification
+      "accuracy", plus "val_loss"/"val_accuracy" with validation data (arrays of length ``epochs``).
+
+    Example:
+      >>> import jax, optax, numpy as np
+      >>> ids, y = np.array([[2, 2], [3, 0], [2, 0], [3, 3]]), np.array([1, 0, 1, 0])
+      >>> model = EmbeddingBag(n_ids=4, dim=2)
+      >>> r = fit_text(jax.random.key(0), model, (ids, y), loss="binary_cross_entropy",
+      ...              optimizer=optax.adam(0.1), epochs=40, batch_size=2)
+      >>> (np.asarray(predict(r.params, ids, model))[:, 0] > 0.5).astype(int).tolist()
+      [1, 0, 1, 0]
+    """
+    loss_obj = losses.resolve(loss)
+    epochs = checks.check_positive_int(epochs, "epochs")
+    batch_size = checks.check_positive_int(batch_size, "batch_size")
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError(f"data: expected a pair (ids, y), got {type(data).__name__}")
+    ids = check_ids(data[0], model.n_ids)
+    y = _check_text_targets(data[1], len(ids), model, loss_obj, "y")
+    if batch_size > len(ids):
+        raise ValueError(f"batch_size: expected at most the number of texts ({len(ids)}), got {batch_size}")
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError(f"validation: expected a pair (ids_val, y_val), got {type(validation).__name__}")
+        ids_val = check_ids(validation[0], model.n_ids, "validation ids")
+        y_val = _check_text_targets(validation[1], len(ids_val), model, loss_obj, "validation y")
+        validation = (jnp.asarray(ids_val), jnp.asarray(y_val))
+    if params is None:
+        params = init(training.split_run_key(key)[0], model)
+    cfg = _TextConfig(model=model, loss=loss_obj, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+                      n=len(ids))
+    trained, history = _run(cfg, key, (jnp.asarray(ids), jnp.asarray(y), validation),
+                            jnp.asarray(checks.check_positive(l2, "l2", allow_zero=True), jnp.float32), params)
+    return TextFitResult(params=trained, history=history, key=key)
