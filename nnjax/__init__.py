@@ -40,3 +40,10 @@ __all__ = [
     "losses",
     "predict",
 ]
+
+# Populations, sweeps, devices and hosts (issue 6).
+from nnjax import parallel, population, sweeps  # noqa: E402
+from nnjax.population import best_index, fit_population, select  # noqa: E402
+from nnjax.sweeps import SweepResult, sweep  # noqa: E402
+
+__all__ += ["SweepResult", "best_index", "fit_population", "parallel", "population", "select", "sweep", "sweeps"]

@@ -153,6 +153,7 @@ def fit(
     resume: FitResult | None = None,
     progress: bool | Callable[[int, dict], None] = False,
     progress_every: int | None = None,
+    batch_sharding: Any = None,
 ) -> FitResult:
     """Trains ``net`` on ``data = (x, y)`` with minibatch gradient descent, in one compiled program.
 
@@ -188,6 +189,9 @@ def fit(
       resume: a previous result to continue from: 10 epochs equal 5 + 5, bit for bit.
       progress: show a tqdm bar (or call ``progress(epochs_done, metrics)``);
         training then runs in compiled chunks of ``progress_every`` epochs.
+      batch_sharding: a ``jax.sharding.Sharding`` for the epoch's ``(steps, batch, ...)``
+        arrays, e.g. ``NamedSharding(mesh, P(None, "data"))``: data-parallel training
+        (see :func:`nnjax.parallel.fit_data_parallel`, which builds it).
 
     Returns:
       A :class:`FitResult`. ``history`` holds arrays of length ``epochs``:
@@ -227,7 +231,7 @@ def fit(
     cfg = FitConfig(
         net=net, loss=loss_obj, optimizer=optimizer, epochs=epochs, batch_size=batch_size, n=n,
         drop_last=drop_last, early_stopping=early_stopping, on_nonfinite=on_nonfinite,
-        diagnostics=diagnostics, dynamic_dropout=dropout is not None,
+        diagnostics=diagnostics, dynamic_dropout=dropout is not None, batch_sharding=batch_sharding,
     )
     if resume is not None:
         key = resume.key if key is None else key

@@ -1,0 +1,239 @@
+"""Hyper-parameter sweeps in one compiled program, and a results table.
+
+A sweep trains every (setting, seed) pair of a grid or a random sample over
+:data:`nnjax.population.HYPERPARAMETERS` (learning rate, L1, L2, dropout rate,
+init scale) as one population (:func:`nnjax.fit_population`), then scores each
+run by a validation metric and summarises each setting over its seeds.
+
+Seed ``s`` uses the run key ``jax.random.fold_in(key, s)`` for *every* setting
+(common random numbers): settings are compared on the same initial draws,
+shuffles and dropout masks, so differences come from the hyper-parameters.
+
+Example:
+  >>> import jax, nnjax
+  >>> from nnjax import sweeps as sw
+  >>> data = nnjax.data.load_dataset("blobs")
+  >>> settings = sw.grid(learning_rate=[0.01, 0.3], l2=[0.0, 1e-3])
+  >>> out = sw.sweep(jax.random.key(0), nnjax.MLP((2, 1), output="sigmoid"), (data.x, data.y), settings,
+  ...                seeds=2, loss="binary_cross_entropy", optimizer="sgd", epochs=2, batch_size=20,
+  ...                validation=(data.x, data.y))
+  >>> out.scores.shape, len(out.table())
+  ((4, 2), 4)
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import numpy as np
+
+from nnjax.fitting import FitResult
+from nnjax.network import MLP
+from nnjax.population import HYPERPARAMETERS, _is_maximised, fit_population, member_scores
+
+__all__ = ["LogUniform", "SweepResult", "Uniform", "format_table", "grid", "random_search", "sweep"]
+
+
+class Uniform(NamedTuple):
+    """A uniform distribution on ``[low, high)`` for :func:`random_search`."""
+
+    low: float
+    high: float
+
+
+class LogUniform(NamedTuple):
+    """A log-uniform distribution on ``[low, high)`` (``low > 0``) for :func:`random_search`."""
+
+    low: float
+    high: float
+
+
+def _check_name(name: str) -> None:
+    if name not in HYPERPARAMETERS:
+        raise ValueError(f"hyper-parameter: expected one of {', '.join(HYPERPARAMETERS)}, got {name!r}")
+
+
+def grid(**values: float | Sequence[float]) -> dict[str, np.ndarray]:
+    """Every combination of the given values (the first name varies slowest).
+
+    Example:
+      >>> g = grid(learning_rate=[0.1, 0.01], dropout=[0.0, 0.5])
+      >>> g["learning_rate"].tolist(), g["dropout"].tolist()
+      ([0.1, 0.1, 0.01, 0.01], [0.0, 0.5, 0.0, 0.5])
+    """
+    if not values:
+        raise ValueError("values: expected at least one hyper-parameter, e.g. grid(learning_rate=[0.1, 0.01])")
+    axes = []
+    for name, v in values.items():
+        _check_name(name)
+        axes.append(np.atleast_1d(np.asarray(v, np.float64)).ravel())
+    rows = list(itertools.product(*axes))
+    return {name: np.array([row[i] for row in rows]) for i, name in enumerate(values)}
+
+
+def random_search(n: int, *, key: jax.Array, **distributions: Any) -> dict[str, np.ndarray]:
+    """``n`` settings drawn at random: each value a :class:`Uniform`, a :class:`LogUniform`,
+    a list of choices, or a constant.
+
+    Each name draws from its own key (``fold_in(key, HYPERPARAMETERS.index(name))``),
+    so adding a name does not change the others' draws.
+
+    Example:
+      >>> import jax
+      >>> s = random_search(5, key=jax.random.key(0), learning_rate=LogUniform(1e-3, 1e-1), l2=[0.0, 1e-4])
+      >>> s["learning_rate"].shape, bool(((s["learning_rate"] >= 1e-3) & (s["learning_rate"] < 1e-1)).all())
+      ((5,), True)
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n: expected a positive number of settings, got {n!r}")
+    out = {}
+    for name, dist in distributions.items():
+        _check_name(name)
+        k = jax.random.fold_in(key, HYPERPARAMETERS.index(name))
+        if isinstance(dist, (Uniform, LogUniform)):
+            low, high = float(dist.low), float(dist.high)
+            if not low < high or (isinstance(dist, LogUniform) and low <= 0):
+                raise ValueError(f"{name}: expected 0 < low < high (log-uniform) or low < high, got {dist}")
+            u = np.asarray(jax.random.uniform(k, (n,)), np.float64)
+            if isinstance(dist, LogUniform):
+                out[name] = np.exp(np.log(low) + u * (np.log(high) - np.log(low)))
+            else:
+                out[name] = low + u * (high - low)
+        elif isinstance(dist, (list, tuple, np.ndarray)):
+            choices = np.asarray(dist, np.float64).ravel()
+            out[name] = choices[np.asarray(jax.random.randint(k, (n,), 0, len(choices)))]
+        else:
+            out[name] = np.full((n,), float(dist))
+    return out
+
+
+class SweepResult(NamedTuple):
+    """What :func:`sweep` returns.
+
+    Attributes:
+      settings: ``{name: (S,) array}``, one entry per swept hyper-parameter.
+      scores: ``(S, seeds)``: each run's ``metric`` (see :func:`nnjax.population.member_scores`).
+      metric: the history key scored; maximise: whether larger is better.
+      result: the stacked :class:`~nnjax.FitResult`, leaves of shape ``(S, seeds, ...)``.
+    """
+
+    settings: dict[str, np.ndarray]
+    scores: np.ndarray
+    metric: str
+    maximise: bool
+    result: FitResult
+
+    @property
+    def best(self) -> int:
+        """The index of the setting with the best mean score over seeds (NaN runs count as failures)."""
+        return self.table()[0]["setting"]
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per setting, best first: its values, mean, std, min, max and finite runs over seeds.
+
+        A setting with a non-finite run (it diverged) ranks below every setting whose runs all finished.
+        """
+        rows = []
+        for i in range(self.scores.shape[0]):
+            s = self.scores[i]
+            ok = s[np.isfinite(s)]
+            row = {"setting": i, **{k: float(v[i]) for k, v in self.settings.items()}}
+            row.update(
+                mean=float(ok.mean()) if ok.size else float("nan"),
+                std=float(ok.std(ddof=1)) if ok.size > 1 else 0.0,
+                min=float(ok.min()) if ok.size else float("nan"),
+                max=float(ok.max()) if ok.size else float("nan"),
+                finite=int(ok.size),
+                seeds=int(s.size),
+            )
+            rows.append(row)
+        sign = -1.0 if self.maximise else 1.0
+
+        def order(row):
+            failed = row["finite"] < row["seeds"]
+            return (failed, sign * row["mean"] if row["finite"] else np.inf, row["setting"])
+
+        return sorted(rows, key=order)
+
+    def format(self, digits: int = 4) -> str:
+        """The table as aligned text (see :func:`format_table`)."""
+        return format_table(self.table(), metric=self.metric, digits=digits)
+
+
+def format_table(rows: Sequence[dict[str, Any]], *, metric: str = "score", digits: int = 4) -> str:
+    """Aligned text for :meth:`SweepResult.table` rows: rank, setting values, mean +- std, range.
+
+    Example:
+      >>> print(format_table([{"setting": 0, "l2": 0.001, "mean": 0.5, "std": 0.1, "min": 0.4, "max": 0.6,
+      ...                      "finite": 3, "seeds": 3}], metric="val_loss"))
+      rank  setting  l2     val_loss mean  std  min  max  finite
+      1     0        0.001  0.5            0.1  0.4  0.6  3/3
+    """
+    if not rows:
+        return "(no settings)"
+    names = [k for k in rows[0] if k in HYPERPARAMETERS]
+    header = ["rank", "setting", *names, f"{metric} mean", "std", "min", "max", "finite"]
+    fmt = lambda v: f"{v:.{digits}g}"  # noqa: E731
+    body = [
+        [str(r + 1), str(row["setting"]), *[fmt(row[n]) for n in names],
+         fmt(row["mean"]), fmt(row["std"]), fmt(row["min"]), fmt(row["max"]), f"{row['finite']}/{row['seeds']}"]
+        for r, row in enumerate(rows)
+    ]
+    widths = [max(len(line[c]) for line in [header, *body]) for c in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *body]]
+    return "\n".join(lines)
+
+
+def sweep(
+    key: jax.Array,
+    net: MLP,
+    data: tuple[Any, Any],
+    settings: dict[str, Any],
+    *,
+    seeds: int = 3,
+    metric: str | None = None,
+    at: str = "last",
+    **population_kwargs: Any,
+) -> SweepResult:
+    """Trains every setting with ``seeds`` seeds as one population and scores the runs.
+
+    Args:
+      key: the sweep key; seed ``s`` of every setting uses ``fold_in(key, s)``.
+      net: the topology.
+      data: ``(x, y)``.
+      settings: ``{name: (S,) values}`` from :func:`grid` or :func:`random_search`
+        (names from :data:`~nnjax.population.HYPERPARAMETERS`).
+      seeds: runs per setting.
+      metric: the history key scored (default "val_loss" with validation, else "loss").
+      at: "last" epoch run or "best" epoch (see :func:`~nnjax.population.member_scores`).
+      **population_kwargs: :func:`nnjax.fit_population`'s keywords (``loss``,
+        ``optimizer``, ``epochs``, ``batch_size``, ``validation``, ``mesh``, ...);
+        a hyper-parameter not in ``settings`` may be given here as a constant.
+
+    Returns:
+      A :class:`SweepResult`; ``.table()`` ranks the settings and ``.format()`` prints them.
+    """
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"seeds: expected a positive number of runs per setting, got {seeds!r}")
+    if not settings:
+        raise ValueError("settings: expected at least one hyper-parameter, e.g. grid(learning_rate=[0.1, 0.01])")
+    columns = {}
+    for name, values in settings.items():
+        _check_name(name)
+        if name in population_kwargs:
+            raise ValueError(f"{name}: given both in settings and as a keyword; keep one")
+        columns[name] = np.atleast_1d(np.asarray(values, np.float64))
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"settings: expected arrays of one length, got lengths {sorted(lengths)}")
+    n_settings = lengths.pop()
+    seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(np.arange(seeds))
+    keys = jax.numpy.tile(seed_keys, n_settings)  # setting-major: run i * seeds + s
+    per_run = {name: np.repeat(v, seeds) for name, v in columns.items()}
+    result = fit_population(keys, net, data, **per_run, **population_kwargs)
+    scores = member_scores(result, metric, at=at).reshape(n_settings, seeds)
+    metric = metric or ("val_loss" if "val_loss" in result.history else "loss")
+    stacked = jax.tree.map(lambda a: a.reshape((n_settings, seeds) + a.shape[1:]), result)
+    return SweepResult(settings=columns, scores=scores, metric=metric, maximise=_is_maximised(metric), result=stacked)
