@@ -1,0 +1,102 @@
+"""Helpers shared by the example scripts: arguments, output folder, plots, timing, conclusions.
+
+Every example is run as ``python examples/<name>.py [--quick] [--out DIR] [--seed N]``:
+
+* ``--quick`` shrinks data, widths and epochs so the script finishes in seconds (the smoke tests
+  in ``tests/test_examples.py`` run every example this way);
+* ``--out`` is where the PNG plots go (default ``runs/examples/<name>/``, ignored by git);
+* ``--seed`` seeds every random draw of the run.
+
+The scripts print what they measure and end with conclusions computed from those measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import time
+from typing import Any, Callable
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # plots go to files; no display is needed
+
+_REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+try:  # run from a source checkout without installing the package
+    import nnjax  # noqa: F401
+except ImportError:  # pragma: no cover - depends on how the script is started
+    sys.path.insert(0, str(_REPO_ROOT))
+
+
+def parse_args(name: str, description: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parses ``--quick``, ``--out`` and ``--seed``, and creates the output folder.
+
+    Args:
+      name: the example's name; the default output folder is ``runs/examples/<name>``.
+      description: one line on what the example shows (``--help`` prints it).
+      argv: the arguments (default: ``sys.argv[1:]``).
+    """
+    parser = argparse.ArgumentParser(prog=f"{name}.py", description=description)
+    parser.add_argument("--quick", action="store_true", help="small sizes: runs in a few seconds")
+    parser.add_argument(
+        "--out", type=pathlib.Path, default=pathlib.Path("runs") / "examples" / name,
+        help="folder for the PNG plots (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"== {name}: {description}")
+    print(f"   quick={args.quick} seed={args.seed} out={args.out}")
+    return args
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig: Any, out: pathlib.Path, filename: str) -> pathlib.Path:
+    """Writes ``fig`` as ``out / filename`` (PNG), closes it and prints the path."""
+    path = pathlib.Path(out) / filename
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    pyplot().close(fig)
+    print(f"saved {path}")
+    return path
+
+
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """``(fn(*args, **kwargs), seconds)``, waiting for every array of the result to be computed."""
+    import jax
+
+    start = time.perf_counter()
+    result = jax.block_until_ready(fn(*args, **kwargs))
+    return result, time.perf_counter() - start
+
+
+def section(title: str) -> None:
+    """Prints a section heading."""
+    print(f"\n-- {title}")
+
+
+def table(header: list[str], rows: list[list[Any]]) -> None:
+    """Prints rows as an aligned text table (floats with 4 significant digits)."""
+
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    cells = [header] + [[cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for r in cells:
+        print("  " + "  ".join(c.rjust(w) for c, w in zip(r, widths)))
+
+
+def conclude(*statements: str) -> None:
+    """Prints the conclusions (each built by the caller from measured numbers)."""
+    print("\nConclusions:")
+    for s in statements:
+        print(f"  * {s}")
