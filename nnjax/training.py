@@ -161,11 +161,15 @@ def train_step(
     *,
     key: PRNGKey,
     cfg: FitConfig,
-    l1: jax.Array | float = 0.0,
-    l2: jax.Array | float = 0.0,
+    l1: jax.Array | float | None = None,
+    l2: jax.Array | float | None = None,
     dropout: jax.Array | None = None,
 ) -> tuple[Params, State, Any, StepInfo]:
-    """One guarded optimiser step on ``batch = (x, y, weights)``; weights 0 mark padding rows."""
+    """One guarded optimiser step on ``batch = (x, y, weights)``; weights 0 mark padding rows.
+
+    ``l1``/``l2`` of None leave the penalty out of the program altogether (a
+    traced 0.0 would still compute it).
+    """
     x, y, weights = batch
     loss = cfg.loss
 
@@ -176,7 +180,12 @@ def train_step(
         )
         per_example = loss.fn(logits, y)
         data_loss = losses.mean_loss(per_example, weights)
-        return data_loss + losses.penalty(p, l1, l2), (per_example, logits, new_state, hidden)
+        total = data_loss
+        if l1 is not None:
+            total = total + l1 * losses.l1_penalty(p)
+        if l2 is not None:
+            total = total + l2 * losses.l2_penalty(p)
+        return total, (per_example, logits, new_state, hidden)
 
     (total, (per_example, logits, new_state, hidden)), grads = jax.value_and_grad(objective, has_aux=True)(params)
     updates, new_opt_state = cfg.optimizer.update(grads, opt_state, params)
@@ -250,7 +259,7 @@ def _train_epoch(cfg: FitConfig, key, data, hp, ts: TrainState):
         xs, ys, ws, step = inputs
         k = batch_key(key, ts.epoch, step)
         params, state, opt_state, info = train_step(
-            params, state, opt_state, (xs, ys, ws), key=k, cfg=cfg, l1=hp["l1"], l2=hp["l2"], dropout=dropout
+            params, state, opt_state, (xs, ys, ws), key=k, cfg=cfg, l1=hp.get("l1"), l2=hp.get("l2"), dropout=dropout
         )
         return (params, state, opt_state), info
 
@@ -268,11 +277,7 @@ def _train_epoch(cfg: FitConfig, key, data, hp, ts: TrainState):
     if cfg.loss.classification:
         metrics["accuracy"] = jnp.sum(infos.correct_sum) / weight_sum
     if cfg.diagnostics:
-        per_step = dict(infos.layers)
-        metrics["layer_nonfinite"] = jnp.sum(per_step.pop("layer_nonfinite"), axis=0)
-        for name, values in per_step.items():
-            metrics[name] = jnp.mean(values, axis=0)
-        metrics["layer_weight_norm"] = jnp.stack([jnp.linalg.norm(p["w"]) for p in params])
+        metrics.update(diagnostics.epoch_stats(infos.layers, params))
     if validation is not None:
         for name, value in evaluate(params, state, *validation, cfg.net, cfg.loss).items():
             metrics["val_" + name] = value
@@ -327,7 +332,8 @@ def run(cfg: FitConfig, key: PRNGKey, data, hp: dict, ts: TrainState) -> tuple[T
 
     Args:
       data: ``(x, y, weights, validation)`` with ``validation`` ``(x_val, y_val)`` or None.
-      hp: traced hyper-parameters ``{"l1", "l2"}`` and optionally ``"dropout"``.
+      hp: traced hyper-parameters: optional ``"l1"``, ``"l2"`` (absent: no penalty
+        computed) and ``"dropout"`` (absent: the net's static rates).
 
     Epochs after a stop (early stopping or a non-finite step with
     ``on_nonfinite="stop"``) are not run: their metrics are NaN (counts 0).
