@@ -47,3 +47,8 @@ from nnjax.population import best_index, fit_population, select  # noqa: E402
 from nnjax.sweeps import SweepResult, sweep  # noqa: E402
 
 __all__ += ["SweepResult", "best_index", "fit_population", "parallel", "population", "select", "sweep", "sweeps"]
+
+# The perceptron and text models on token ids (issue 4).
+from nnjax import perceptron, text  # noqa: E402
+
+__all__ += ["perceptron", "text"]
