@@ -21,8 +21,8 @@ import nnjax
 CANCER_FEATURES = [0, 1, 4, 7, 8]  # mean radius, texture, smoothness, concave points, symmetry
 
 
-def full_batch_fit(net, x, y, loss, epochs, l2=0.0):
-    adam = optax.adam(optax.cosine_decay_schedule(0.05, epochs, alpha=0.01))
+def full_batch_fit(net, x, y, loss, epochs, l2=0.0, lr=0.05):
+    adam = optax.adam(optax.cosine_decay_schedule(lr, epochs, alpha=0.01))
     return nnjax.fit(jax.random.key(0), net, (x, y), loss=loss, optimizer=adam, epochs=epochs,
                      batch_size=len(x), l2=l2, diagnostics=False)
 
@@ -100,7 +100,8 @@ def test_softmax_layer_gives_probabilities_on_digits():
     n, c = len(x_train), 1.0
     net = nnjax.MLP((64, 10), output="softmax")
     # scikit-learn minimises 1/2 |W|^2 + C sum(loss); divided by C n that is mean(loss) + |W|^2 / (2 C n)
-    result = full_batch_fit(net, x_train, y_train, "softmax_cross_entropy", epochs=1500, l2=1 / (2 * c * n))
+    result = full_batch_fit(net, x_train, y_train, "softmax_cross_entropy", epochs=600, l2=1 / (2 * c * n),
+                            lr=0.2)
     probs = np.asarray(nnjax.predict(result.params, x_test, net), np.float64)
     assert probs.shape == (len(x_test), 10)
     assert np.all(probs >= 0) and np.all(probs <= 1)
