@@ -66,7 +66,7 @@ def constant(value: float = 0.0) -> Initializer:
 
 def normal(stddev: float = 0.05) -> Initializer:
     """N(0, stddev^2), untruncated."""
-    return jax.nn.initializers.normal(stddev, jnp.float32)
+    return _full_precision(jax.nn.initializers.normal(stddev))
 
 
 def uniform(limit: float = 0.05) -> Initializer:
@@ -75,20 +75,38 @@ def uniform(limit: float = 0.05) -> Initializer:
     def init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, minval=-limit, maxval=limit)
 
-    return init
+    return _full_precision(init)
 
 
 def _scaled(scale: float, mode: str, distribution: str) -> Callable[..., Initializer]:
     def factory(gain: float = 1.0) -> Initializer:
         # variance_scaling gives var = scale / fan exactly for "normal" (no
         # truncation) and uniform(-sqrt(3 var), sqrt(3 var)) for "uniform".
-        # The default dtype is pinned to float32 (the contract); jax's own
-        # default would become float64 under jax_enable_x64.
-        return jax.nn.initializers.variance_scaling(
-            scale * gain**2, mode, distribution, in_axis=-2, out_axis=-1, dtype=jnp.float32
+        return _full_precision(
+            jax.nn.initializers.variance_scaling(
+                scale * gain**2, mode, distribution, in_axis=-2, out_axis=-1
+            )
         )
 
     return factory
+
+
+def _full_precision(draw: Initializer) -> Initializer:
+    """``draw`` with the contract's default dtype (float32) and float32 draws for half precision.
+
+    jax's own default dtype becomes float64 under ``jax_enable_x64``. And jax.random
+    draws half-precision numbers from a coarse grid: a bfloat16 normal never passes
+    about 2.9 sigma (a truncated normal in effect) and a bfloat16 uniform takes 128
+    values. Drawing in float32 and rounding keeps the distribution.
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        dtype = jnp.float32 if dtype is None else dtype
+        if jnp.finfo(dtype).bits < 32:
+            return draw(key, shape, jnp.float32).astype(dtype)
+        return draw(key, shape, dtype)
+
+    return init
 
 
 xavier_normal = _scaled(1.0, "fan_avg", "normal")
