@@ -1,6 +1,7 @@
 """Tests for nnjax.perceptron: the learning rule against a NumPy loop, Novikoff's bound, XOR."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -105,9 +106,12 @@ def test_converges_within_novikoff_bound(key, rng):
 def test_learning_rate_only_scales_the_weights(key, rng):
     x, y, _ = separable_data(rng, n=200, d=4, margin=0.3)
     one = perceptron.fit(key, x, y, epochs=60)
-    quarter = perceptron.fit(key, x, y, epochs=60, lr=0.25)
-    np.testing.assert_array_equal(np.asarray(one.history["mistakes"]), np.asarray(quarter.history["mistakes"]))
-    np.testing.assert_allclose(np.asarray(quarter.params["w"]), 0.25 * np.asarray(one.params["w"]), rtol=1e-6)
+    # lr is a traced hyper-parameter: vmap over it
+    runs = jax.vmap(lambda lr: perceptron.fit(key, x, y, epochs=60, lr=lr))(jnp.array([0.25, 4.0]))
+    for i, lr in enumerate((0.25, 4.0)):
+        np.testing.assert_array_equal(np.asarray(runs.history["mistakes"][i]), np.asarray(one.history["mistakes"]))
+        np.testing.assert_allclose(np.asarray(runs.params["w"][i]), lr * np.asarray(one.params["w"]), rtol=1e-6)
+        np.testing.assert_allclose(float(runs.params["b"][i]), lr * float(one.params["b"]), rtol=1e-6, atol=1e-6)
 
 
 def test_xor_defeats_the_perceptron_but_not_a_hidden_layer(key):
