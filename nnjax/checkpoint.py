@@ -1,0 +1,264 @@
+"""Checkpoints of training results (or any pytree of arrays) with orbax-checkpoint.
+
+A checkpoint directory holds numbered steps (``<directory>/<step>/``), written by an
+``orbax.checkpoint.CheckpointManager``. Every save is atomic: orbax writes into a temporary
+directory and renames it to its step number only once everything is on disk, so a process killed
+in the middle of a save leaves the previous steps readable and :func:`latest_step` ignores the
+unfinished one. Each step also stores a small JSON ``metadata`` dict next to the arrays.
+
+:func:`restore` without ``like`` returns the stored tree with dicts for named tuples and lists
+for tuples (orbax's plain form). Pass ``like`` -- a pytree of the same structure, for example a
+result of the same configuration or its ``jax.eval_shape`` -- to get the original types back;
+leaves are matched by their path (so arrays may have other shapes than in ``like``, e.g. a history
+of more epochs), and their dtypes must agree. Arrays come back uncommitted on the default device,
+as :func:`nnjax.fit` returns them, so continuing a restored result reuses the compiled program.
+
+Example:
+  >>> import tempfile, jax, optax, nnjax
+  >>> from nnjax import checkpoint
+  >>> data = nnjax.data.load_dataset("blobs", n=64)
+  >>> net = nnjax.MLP((2, 1), output="sigmoid")
+  >>> result = nnjax.fit(jax.random.key(0), net, (data.x, data.y), loss="binary_cross_entropy",
+  ...                    optimizer=optax.sgd(0.1), epochs=3, batch_size=16)
+  >>> directory = tempfile.mkdtemp()
+  >>> checkpoint.save(directory, result, metadata={"note": "three epochs"})
+  3
+  >>> back = checkpoint.restore(directory, like=result)
+  >>> bool((back.params[0]["w"] == result.params[0]["w"]).all()), checkpoint.restore_metadata(directory)
+  (True, {'note': 'three epochs'})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["latest_step", "restore", "restore_metadata", "save", "steps"]
+
+_ARRAYS, _METADATA, _EMPTY = "arrays", "metadata", "empty_arrays"
+
+
+def _orbax():
+    import orbax.checkpoint as ocp  # imported lazily: it takes seconds and only checkpoints need it
+
+    return ocp
+
+
+@contextlib.contextmanager
+def _manager(directory: Any, max_to_keep: int | None = None, create: bool = False) -> Iterator[Any]:
+    ocp = _orbax()
+    path = pathlib.Path(directory).absolute()
+    if not create and not path.is_dir():
+        raise FileNotFoundError(f"directory: no checkpoint directory {str(directory)!r}")
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False
+    )
+    manager = ocp.CheckpointManager(path, options=options)
+    try:
+        yield manager
+    finally:
+        manager.close()
+
+
+def _default_step(tree: Any) -> int | None:
+    """A result's epoch count (the largest over a population), else None."""
+    train_state = getattr(tree, "train_state", None)
+    if train_state is not None and hasattr(train_state, "epoch"):
+        return int(np.max(np.asarray(train_state.epoch)))
+    return None
+
+
+def save(
+    directory: Any,
+    tree: Any,
+    *,
+    step: int | None = None,
+    metadata: dict | None = None,
+    max_to_keep: int | None = 3,
+) -> int:
+    """Saves ``tree`` (a :class:`nnjax.FitResult` or any pytree of arrays) as a new step.
+
+    Args:
+      directory: the checkpoint directory (created if missing).
+      tree: the pytree to save; PRNG keys are stored with their implementation.
+      step: the step number; default the result's epoch count for a ``FitResult``, else one
+        more than the latest step (0 for the first).
+      metadata: a JSON-serialisable dict stored with the step.
+      max_to_keep: keep only this many most recent steps (None keeps all). Older steps are
+        removed only after the new one is complete.
+
+    Returns:
+      The step number written.
+
+    Raises:
+      ValueError: if ``step`` already exists or is negative, or ``metadata`` is not a dict.
+    """
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValueError(f"metadata: expected a JSON-serialisable dict, got {type(metadata).__name__}")
+    ocp = _orbax()
+    with _manager(directory, max_to_keep=max_to_keep, create=True) as manager:
+        if step is None:
+            step = _default_step(tree)
+            if step is None:
+                latest = manager.latest_step()
+                step = 0 if latest is None else latest + 1
+        step = int(step)
+        if step < 0:
+            raise ValueError(f"step: expected a step number >= 0, got {step}")
+        if step in manager.all_steps():
+            raise ValueError(f"step: expected a new step number, got {step} which {directory} already holds")
+        tree, empty = _set_aside_empty(tree)
+        args = ocp.args.Composite(**{
+            _ARRAYS: ocp.args.StandardSave(tree),
+            _METADATA: ocp.args.JsonSave(metadata or {}),
+            _EMPTY: ocp.args.JsonSave({"arrays": empty}),
+        })
+        manager.save(step, args=args)
+        manager.wait_until_finished()
+    return step
+
+
+def steps(directory: Any) -> list[int]:
+    """The complete steps in ``directory``, ascending (unfinished saves are not listed)."""
+    if not pathlib.Path(directory).is_dir():
+        return []
+    with _manager(directory) as manager:
+        return sorted(manager.all_steps())
+
+
+def latest_step(directory: Any) -> int | None:
+    """The newest complete step in ``directory``, or None when there is none."""
+    found = steps(directory)
+    return found[-1] if found else None
+
+
+def _resolve_step(manager: Any, directory: Any, step: int | None) -> int:
+    available = sorted(manager.all_steps())
+    if not available:
+        raise FileNotFoundError(f"directory: no complete checkpoint in {str(directory)!r}")
+    if step is None:
+        return available[-1]
+    if int(step) not in available:
+        raise ValueError(f"step: expected one of the saved steps {available}, got {step}")
+    return int(step)
+
+
+def restore(directory: Any, like: Any = None, *, step: int | None = None) -> Any:
+    """Reads a saved step (default the newest complete one).
+
+    Args:
+      directory: the checkpoint directory given to :func:`save`.
+      like: a pytree of the saved structure (arrays or ``jax.ShapeDtypeStruct``) to rebuild the
+        original types (named tuples, tuples, optax states) from; None returns orbax's plain form.
+      step: the step to read.
+
+    Returns:
+      The saved tree; with ``like``, a tree of ``like``'s structure holding the saved arrays.
+
+    Raises:
+      FileNotFoundError: no such directory, or no complete step in it.
+      ValueError: an unknown ``step``, or a ``like`` whose paths or dtypes the step lacks.
+    """
+    ocp = _orbax()
+    with _manager(directory) as manager:
+        step = _resolve_step(manager, directory, step)
+        restored = manager.restore(
+            step, args=ocp.args.Composite(**{_ARRAYS: ocp.args.StandardRestore(), _EMPTY: ocp.args.JsonRestore()})
+        )
+    raw = jax.tree.map(_uncommitted, restored[_ARRAYS])
+    for entry in restored[_EMPTY]["arrays"]:
+        _put_back_empty(raw, entry)
+    return raw if like is None else _rebuild(raw, like, directory, step)
+
+
+def _uncommitted(leaf: Any) -> Any:
+    """``leaf`` as an uncommitted array on the default device, like the arrays ``fit`` returns.
+
+    orbax hands back arrays committed to a device; ``jit`` compiles anew for committed arguments,
+    so a resumed ``fit`` would compile its program a second time.
+    """
+    if not isinstance(leaf, jax.Array):
+        return leaf
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(np.asarray(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf))
+    return jnp.asarray(np.asarray(leaf))
+
+
+def restore_metadata(directory: Any, *, step: int | None = None) -> dict:
+    """The metadata dict saved with a step (default the newest complete one)."""
+    ocp = _orbax()
+    with _manager(directory) as manager:
+        step = _resolve_step(manager, directory, step)
+        restored = manager.restore(step, args=ocp.args.Composite(**{_METADATA: ocp.args.JsonRestore()}))
+    return dict(restored[_METADATA])
+
+
+def _set_aside_empty(tree: Any) -> tuple[Any, list[dict]]:
+    """Replaces zero-size arrays (which orbax refuses, e.g. a net without hidden layers has no
+    dead-unit statistics) by one-element stand-ins, and lists where they were."""
+    empty = []
+
+    def swap(path, leaf):
+        if getattr(leaf, "size", 1) != 0:
+            return leaf
+        dtype = np.dtype(leaf.dtype)
+        empty.append({"path": [_path_entry(p) for p in path], "shape": list(leaf.shape), "dtype": dtype.name})
+        return np.zeros((1,), dtype)
+
+    return jax.tree_util.tree_map_with_path(swap, tree), empty
+
+
+def _put_back_empty(raw: Any, entry: dict) -> None:
+    """Puts a zero-size array back where :func:`_set_aside_empty` took it from, in the plain tree."""
+    *parents, last = entry["path"]
+    node = raw
+    for name in parents:
+        node = node[name] if not isinstance(node, dict) or name in node else node[str(name)]
+    if isinstance(node, dict) and last not in node:
+        last = str(last)
+    node[last] = jnp.zeros(entry["shape"], entry["dtype"])
+
+
+def _path_entry(entry: Any) -> Any:
+    for attribute in ("key", "name", "idx"):  # DictKey, GetAttrKey, SequenceKey / FlattenedIndexKey
+        if hasattr(entry, attribute):
+            return getattr(entry, attribute)
+    raise ValueError(f"like: unsupported pytree path entry {entry!r}")
+
+
+def _lookup(raw: Any, path: tuple) -> Any:
+    node = raw
+    for entry in path:
+        name = _path_entry(entry)
+        if isinstance(node, dict):
+            if name not in node and str(name) not in node:
+                raise KeyError(name)
+            node = node[name] if name in node else node[str(name)]
+        elif isinstance(node, (list, tuple)) and isinstance(name, int) and name < len(node):
+            node = node[name]
+        else:
+            raise KeyError(name)
+    return node
+
+
+def _rebuild(raw: Any, like: Any, directory: Any, step: int) -> Any:
+    def leaf(path, template):
+        where = jax.tree_util.keystr(path) or "<root>"
+        try:
+            value = _lookup(raw, path)
+        except KeyError:
+            raise ValueError(f"like: step {step} of {directory} has no entry {where}") from None
+        expected = getattr(template, "dtype", None)
+        if expected is not None and getattr(value, "dtype", None) != expected:
+            raise ValueError(
+                f"like: expected dtype {expected} at {where}, got {getattr(value, 'dtype', type(value).__name__)} "
+                f"in step {step} of {directory}"
+            )
+        return value
+
+    return jax.tree_util.tree_map_with_path(leaf, like)
