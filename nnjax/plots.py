@@ -1,0 +1,227 @@
+"""Plots of a training run: loss and metric curves, per-layer gradient norms, a confusion matrix.
+
+Every function returns a ``matplotlib.figure.Figure`` drawn with the Agg canvas (no pyplot, no
+global backend change, no display needed) and, given ``path``, also writes it as a PNG. Files are
+written atomically (a temporary file renamed into place). Histories from a population (arrays
+with a leading seed axis) are drawn as one thin line per member and their mean in bold.
+
+matplotlib is an optional dependency (``pip install 'nnjax[plots]'``); it is imported only when a
+plot is made.
+
+Example:
+  >>> import numpy as np
+  >>> from nnjax import plots
+  >>> history = {"loss": np.linspace(1.0, 0.1, 20), "val_loss": np.linspace(1.1, 0.3, 20)}
+  >>> fig = plots.plot_history(history)
+  >>> [ax.get_title() for ax in fig.axes]
+  ['loss']
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["confusion_matrix", "plot_confusion_matrix", "plot_gradient_norms", "plot_history", "save_figure"]
+
+_METRIC_PANELS = (("accuracy", "accuracy"), ("r2", "R^2"), ("mse", "MSE"))
+
+
+def _figure(width: float, height: float) -> Any:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError(
+            "nnjax.plots needs matplotlib, which is not installed: pip install 'nnjax[plots]'"
+        ) from err
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Any, path: Any, *, dpi: int = 110) -> pathlib.Path:
+    """Writes ``fig`` as a PNG at ``path`` atomically; returns the path."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            fig.savefig(stream, format="png", dpi=dpi)
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _finish(fig: Any, path: Any) -> Any:
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def _curves(ax: Any, values: Any, label: str, color: str, style: str = "-") -> bool:
+    """Draws a per-epoch curve (or one per population member plus the mean); False if all NaN."""
+    data = np.asarray(values, np.float64)
+    data = data.reshape(1, -1) if data.ndim == 1 else data.reshape(-1, data.shape[-1])
+    if not np.isfinite(data).any():
+        return False
+    epochs = np.arange(1, data.shape[1] + 1)
+    if data.shape[0] > 1:
+        for row in data:
+            ax.plot(epochs, row, style, color=color, alpha=0.25, linewidth=0.8)
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(np.where(np.isfinite(data), data, np.nan), axis=0)
+        ax.plot(epochs, mean, style, color=color, linewidth=2.0, label=f"{label} (mean of {data.shape[0]})")
+    else:
+        ax.plot(epochs, data[0], style, color=color, linewidth=1.8, label=label)
+    return True
+
+
+def plot_history(history: dict[str, Any], *, path: Any = None, title: str | None = None) -> Any:
+    """Loss curves (train and validation) and, when recorded, accuracy or R^2 curves.
+
+    Args:
+      history: a ``FitResult.history`` (arrays of shape ``(epochs,)`` or ``(members, epochs)``).
+      path: where to write a PNG (optional).
+      title: a title for the figure.
+
+    Returns:
+      The figure: one panel for the loss and one per metric found.
+
+    Raises:
+      ValueError: if ``history`` has no "loss" entry.
+    """
+    if "loss" not in history:
+        raise ValueError(f"history: expected a 'loss' entry, got keys {sorted(history)}")
+    panels = [("loss", "loss")]
+    panels += [(key, label) for key, label in _METRIC_PANELS if key in history or f"val_{key}" in history]
+    fig = _figure(5.0 * len(panels), 3.8)
+    for ax, (key, label) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        if key in history:
+            _curves(ax, history[key], f"train {label}", "tab:blue")
+        if f"val_{key}" in history:
+            _curves(ax, history[f"val_{key}"], f"validation {label}", "tab:orange", "--")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        if key == "loss" and _all_positive(history, key):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def _all_positive(history: dict, key: str) -> bool:
+    values = [np.asarray(history[k], np.float64) for k in (key, f"val_{key}") if k in history]
+    finite = np.concatenate([v[np.isfinite(v)].ravel() for v in values])
+    return finite.size > 0 and bool(np.all(finite > 0))
+
+
+def plot_gradient_norms(history: dict[str, Any], *, path: Any = None, title: str | None = None) -> Any:
+    """Per-layer gradient norms over epochs, on a log scale (``history["layer_grad_norm"]``).
+
+    Vanishing gradients show as early layers' curves orders of magnitude below the last layer's;
+    exploding ones as curves that climb. A population is averaged over its members.
+
+    Raises:
+      ValueError: if the history has no per-layer gradient norms (``fit(..., diagnostics=False)``).
+    """
+    if "layer_grad_norm" not in history:
+        raise ValueError("history: expected 'layer_grad_norm' (recorded by fit(..., diagnostics=True)), got none")
+    norms = np.asarray(history["layer_grad_norm"], np.float64)
+    if norms.ndim == 3:  # (members, epochs, layers)
+        with np.errstate(all="ignore"):
+            norms = np.nanmean(norms, axis=0)
+    fig = _figure(6.0, 4.0)
+    ax = fig.subplots()
+    epochs = np.arange(1, norms.shape[0] + 1)
+    colors = _layer_colors(norms.shape[1])
+    for layer in range(norms.shape[1]):
+        column = np.where(norms[:, layer] > 0, norms[:, layer], np.nan)
+        name = "output layer" if layer == norms.shape[1] - 1 else f"layer {layer + 1}"
+        ax.plot(epochs, column, color=colors[layer], label=name)
+    if np.isfinite(np.where(norms > 0, norms, np.nan)).any():
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("||dL/dW|| (mean over the epoch's steps)")
+    ax.set_title(title or "gradient norm per layer")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    return _finish(fig, path)
+
+
+def _layer_colors(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(i / max(n - 1, 1)) for i in range(n)]
+
+
+def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int | None = None) -> np.ndarray:
+    """Counts ``C[i, j]`` of examples of true class ``i`` predicted as class ``j``.
+
+    Example:
+      >>> confusion_matrix([0, 1, 1], [0, 1, 0]).tolist()
+      [[1, 0], [1, 1]]
+    """
+    true = np.asarray(y_true).reshape(-1).astype(np.int64)
+    pred = np.asarray(y_pred).reshape(-1).astype(np.int64)
+    if true.shape != pred.shape:
+        raise ValueError(f"y_pred: expected {true.shape[0]} predictions like y_true, got {pred.shape[0]}")
+    if true.size and (true.min() < 0 or pred.min() < 0):
+        raise ValueError("y_true, y_pred: expected class indices >= 0, got negative values")
+    k = int(n_classes) if n_classes is not None else int(max(true.max(initial=-1), pred.max(initial=-1)) + 1)
+    if true.size and max(true.max(), pred.max()) >= k:
+        raise ValueError(f"n_classes: expected more than the largest class index, got {k}")
+    counts = np.zeros((k, k), np.int64)
+    np.add.at(counts, (true, pred), 1)
+    return counts
+
+
+def plot_confusion_matrix(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    path: Any = None,
+    title: str | None = None,
+) -> Any:
+    """A confusion-matrix heat map (rows: true class, columns: predicted), with counts in cells.
+
+    Args:
+      y_true, y_pred: integer class indices, shape ``(n,)``.
+      class_names: names for the classes (their number sets the matrix size).
+      path: where to write a PNG (optional).
+      title: the title (default: the accuracy).
+    """
+    counts = confusion_matrix(y_true, y_pred, None if class_names is None else len(class_names))
+    k = counts.shape[0]
+    names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(k)]
+    side = min(3.0 + 0.45 * k, 12.0)
+    fig = _figure(side + 1.0, side)
+    ax = fig.subplots()
+    image = ax.imshow(counts, cmap="Blues")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    ax.set_xticks(range(k), names, rotation=45 if max(map(len, names), default=0) > 3 else 0)
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if k <= 20:
+        threshold = counts.max() / 2 if counts.size else 0
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize="small",
+                        color="white" if counts[i, j] > threshold else "black")
+    total = counts.sum()
+    accuracy = np.trace(counts) / total if total else float("nan")
+    ax.set_title(title or f"confusion matrix (accuracy {accuracy:.3f}, n={total})")
+    return _finish(fig, path)
