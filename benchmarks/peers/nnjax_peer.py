@@ -1,0 +1,106 @@
+"""nnjax's rows: ``nnjax.fit`` as users call it, and its variants.
+
+* ``nnjax.fit``: the defaults (``diagnostics=True``: per-layer gradient health recorded).
+* ``nnjax.fit (no diagnostics)``: ``diagnostics=False``, the like-for-like match of the hand-written scan.
+* ``nnjax.fit (progress bar)``: ``progress=True`` (a tqdm bar; the run is cut into compiled chunks).
+* W4: ``nnjax.fit_population`` (one ``vmap``-ed program) and a loop of ``nnjax.fit`` calls.
+
+Every call passes the workload's initial weights and the same optax object, so
+repeated calls reuse one compiled program; the timed call includes ``fit``'s
+host-side validation, as a user pays it.
+"""
+
+from __future__ import annotations
+
+import io
+
+import jax
+import numpy as np
+import optax
+
+import nnjax
+from nnjax.population import fit_population
+from benchmarks.peers.base import Peer, Trainer, accuracy_of_logits
+from benchmarks.workloads import Workload
+
+__all__ = ["FitTrainer", "PEERS", "PopulationTrainer"]
+
+
+class FitTrainer(Trainer):
+    """One ``nnjax.fit`` call per member."""
+
+    def __init__(self, workload: Workload, **fit_options):
+        super().__init__(workload)
+        self.net = workload.net
+        self.optimizer = optax.sgd(workload.learning_rate)  # one object: one compiled program
+        self.options = fit_options
+        self.results = [None] * workload.members
+
+    def fit(self, key, params):
+        w = self.workload
+        return nnjax.fit(
+            key, self.net, (w.x_train, w.y_train), loss=w.loss, optimizer=self.optimizer,
+            epochs=w.epochs, batch_size=w.batch_size, params=params, **self.options,
+        )
+
+    def train_member(self, member: int, seed: int) -> None:
+        w = self.workload
+        if w.members == 1:  # fresh shuffles every repetition, the workload's initial weights
+            result = self.fit(jax.random.key(seed), w.init_params[member])
+        else:  # a member is jax.random.key(its seed), as fit_population draws it
+            result = self.fit(jax.random.key(w.seeds[member]), None)
+        self.results[member] = jax.block_until_ready(result)
+
+    def test_accuracy(self, member: int) -> float:
+        logits = nnjax.apply(self.results[member].params, self.workload.x_test, self.net)
+        return accuracy_of_logits(np.asarray(logits), self.workload.y_test)
+
+
+class _ProgressTrainer(FitTrainer):
+    """``progress=True``; the bar is drawn into a buffer so the benchmark's own output stays readable."""
+
+    def fit(self, key, params):
+        import tqdm.auto
+
+        sink, original = io.StringIO(), tqdm.auto.tqdm
+
+        def to_sink(*args, **kwargs):
+            return original(*args, file=sink, **kwargs)
+
+        tqdm.auto.tqdm = to_sink  # fit imports tqdm.auto.tqdm when it draws the bar
+        try:
+            return super().fit(key, params)
+        finally:
+            tqdm.auto.tqdm = original
+
+
+class PopulationTrainer(Trainer):
+    """All members in one compiled program: ``nnjax.fit_population``."""
+
+    def __init__(self, workload: Workload):
+        super().__init__(workload)
+        self.net = workload.net
+        self.optimizer = optax.sgd(workload.learning_rate)
+        self.keys = jax.numpy.stack([jax.random.key(s) for s in workload.seeds])
+        self.result = None
+
+    def train(self, seed: int) -> None:
+        w = self.workload
+        self.result = jax.block_until_ready(fit_population(
+            self.keys, self.net, (w.x_train, w.y_train), loss=w.loss, optimizer=self.optimizer,
+            epochs=w.epochs, batch_size=w.batch_size,
+        ))
+
+    def test_accuracy(self, member: int) -> float:
+        params = jax.tree.map(lambda a: a[member], self.result.params)
+        return accuracy_of_logits(np.asarray(nnjax.apply(params, self.workload.x_test, self.net)), self.workload.y_test)
+
+
+_LIB = f"nnjax {nnjax.__version__}"
+PEERS = (
+    Peer("nnjax.fit", _LIB, FitTrainer, ("w1", "w2", "w5"), "nnjax"),
+    Peer("nnjax.fit (no diagnostics)", _LIB, lambda w: FitTrainer(w, diagnostics=False), ("w1", "w2", "w5"), "nnjax"),
+    Peer("nnjax.fit (progress bar)", _LIB, lambda w: _ProgressTrainer(w, progress=True), ("w1", "w5"), "nnjax"),
+    Peer("nnjax.fit_population", _LIB, PopulationTrainer, ("w4",), "nnjax"),
+    Peer("nnjax.fit, one call per member", _LIB, FitTrainer, ("w4",), "nnjax"),
+)

@@ -1,0 +1,105 @@
+"""The measurement protocol: build every trainer, one cold run each, then timed repetitions in rotating order.
+
+* Cold run: each peer's first ``train`` (compilation included); ``compile_s`` is
+  that run's time minus the median steady-state time.
+* Repetition ``r`` (1..repeats) runs the peers in the order of the list rotated
+  by ``r``, so that slow drifts of a shared machine's load hit every peer alike.
+* Every run trains from the same initial weights with the repetition's seed for
+  the shuffles, and waits for its results.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+import traceback
+from typing import Callable
+
+from benchmarks.peers.base import Peer, Trainer
+from benchmarks.workloads import Workload, train_flops
+
+__all__ = ["measure", "rotated", "summarise"]
+
+
+def rotated(items: list, r: int) -> list:
+    """``items`` rotated left by ``r`` places."""
+    if not items:
+        return []
+    r %= len(items)
+    return items[r:] + items[:r]
+
+
+def _timed(trainer: Trainer, seed: int) -> float:
+    start = time.perf_counter()
+    trainer.train(seed)
+    return time.perf_counter() - start
+
+
+def summarise(workload: Workload, peer: Peer, first_s: float, times: list[float], accuracy: float) -> dict:
+    """One row of results: medians, ranges, compile time, throughput."""
+    median = statistics.median(times)
+    per_epoch = 1e3 / workload.epochs
+    flops = train_flops(workload) * workload.epochs * workload.members
+    return {
+        "workload": workload.key,
+        "peer": peer.name,
+        "library": peer.library,
+        "family": peer.family,
+        "module": peer.module,
+        "first_run_s": first_s,
+        "compile_s": max(0.0, first_s - median),
+        "times_s": times,
+        "median_s": median,
+        "min_s": min(times),
+        "max_s": max(times),
+        "ms_per_epoch": median * per_epoch,
+        "ms_per_epoch_min": min(times) * per_epoch,
+        "ms_per_epoch_max": max(times) * per_epoch,
+        "gflops": flops / median / 1e9,
+        "test_accuracy": accuracy,
+    }
+
+
+def measure(workload: Workload, peers: list[Peer], repeats: int, log: Callable[[str], None] = print) -> list[dict]:
+    """Runs the protocol for ``workload``; returns one result dict per peer (with ``"error"`` if it failed)."""
+    trainers: dict[str, Trainer] = {}
+    failed: dict[str, str] = {}
+
+    def attempt(peer: Peer, what: Callable[[], object]):
+        try:
+            return what()
+        except Exception as err:  # a broken peer is reported in its row, the others go on
+            failed[peer.name] = f"{type(err).__name__}: {err}"
+            log(f"  {peer.name}: FAILED ({failed[peer.name]})\n{traceback.format_exc(limit=3)}")
+            trainers.pop(peer.name, None)
+            return None
+
+    for peer in peers:
+        trainer = attempt(peer, lambda: peer.make(workload))
+        if trainer is not None:
+            trainers[peer.name] = trainer
+    first: dict[str, float] = {}
+    for peer in peers:  # cold runs: compile and warm up
+        if peer.name in trainers:
+            value = attempt(peer, lambda: _timed(trainers[peer.name], 0))
+            if value is not None:
+                first[peer.name] = value
+                log(f"  {peer.name}: first run {value:.3f} s")
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for r in range(1, repeats + 1):
+        for peer in rotated([p for p in peers if p.name in trainers], r):
+            gc.collect()  # no peer pays for another's garbage
+            value = attempt(peer, lambda: _timed(trainers[peer.name], r))
+            if value is not None:
+                times[peer.name].append(value)
+    rows = []
+    for peer in peers:
+        if peer.name in trainers:
+            accuracy = attempt(peer, trainers[peer.name].accuracy)
+        if peer.name in trainers:
+            rows.append(summarise(workload, peer, first[peer.name], times[peer.name], accuracy))
+        else:
+            rows.append({"workload": workload.key, "peer": peer.name, "library": peer.library,
+                         "family": peer.family, "module": peer.module, "error": failed.get(peer.name, "unknown failure")})
+    return rows

@@ -1,0 +1,121 @@
+"""Smoke test of the benchmark suite: it runs, and what it writes is sane (not how fast anything is)."""
+
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import flops, step_ops, workloads  # noqa: E402
+
+# The library each peer module needs; a module whose library is installed must show up in the run.
+PEER_LIBRARIES = {
+    "nnjax_peer": "nnjax", "handwritten_scan": "jax", "jit_step_loop": "jax", "flax_linen_peer": "flax",
+    "flax_nnx_peer": "flax", "equinox_peer": "equinox", "torch_peer": "torch", "sklearn_peer": "sklearn",
+}
+QUICK_WORKLOADS = ("w5", "w4")  # every peer module runs in one of these; W1 and W2 add no code path but cost
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    # A smoke test checks that things run, not their speed: cheaper XLA compilation keeps it short.
+    env["XLA_FLAGS"] = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    env["JAX_PLATFORMS"] = "cpu"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--workloads", ",".join(QUICK_WORKLOADS), "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    print(proc.stdout[-3000:], proc.stderr[-3000:])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "results.json").read_text())
+    return report, (out / "results.md").read_text(), proc.stdout
+
+
+def test_every_installed_peer_has_a_row_per_workload(quick_run):
+    report, markdown, _ = quick_run
+    installed = {m for m, lib in PEER_LIBRARIES.items() if importlib.util.find_spec(lib) is not None}
+    planned_modules = {p["module"] for p in report["planned"]}
+    assert installed <= planned_modules, f"missing peer modules: {installed - planned_modules}"
+    assert {s["module"] for s in report["skipped"]} == set(PEER_LIBRARIES) - installed
+    assert set(report["workloads"]) == set(QUICK_WORKLOADS)
+    got = {(r["workload"], r["peer"]) for r in report["results"]}
+    assert got == {(p["workload"], p["peer"]) for p in report["planned"]}
+    for workload in QUICK_WORKLOADS:
+        modules = {p["module"] for p in report["planned"] if p["workload"] == workload}
+        assert "nnjax_peer" in modules and "handwritten_scan" in modules
+    for peer in {p for _, p in got}:
+        assert f"| {peer} |" in markdown, peer
+
+
+def test_numbers_are_sane(quick_run):
+    report, _, _ = quick_run
+    for row in report["results"]:
+        assert "error" not in row, row
+        assert len(row["times_s"]) == report["protocol"]["repeats"]
+        for value in row["times_s"] + [row["median_s"], row["first_run_s"], row["ms_per_epoch"], row["gflops"]]:
+            assert math.isfinite(value) and value > 0, row
+        assert row["min_s"] <= row["median_s"] <= row["max_s"]
+        assert row["compile_s"] >= 0
+        if row["family"] != "reference":
+            assert 0.0 <= row["test_accuracy"] <= 1.0, row
+    for target in report["targets"]:
+        assert math.isfinite(target["measured"]), target
+    machine = report["machine"]
+    assert machine["cores"] >= 1 and machine["cpu"] and machine["versions"]["jax"] == jax.__version__
+
+
+def test_step_ops_counted_for_the_tiny_workload(quick_run):
+    report, markdown, _ = quick_run
+    counts = report["step_ops"]["w5"]
+    assert all(c["ops"] > 0 for c in counts.values())
+    # a program that does strictly more per step (diagnostics) never compiles to fewer operations
+    assert counts["nnjax.fit"]["ops"] >= counts["nnjax.fit (no diagnostics)"]["ops"]
+    assert "XLA operations per minibatch step" in markdown
+
+
+def test_flop_count_matches_xla_cost_analysis(rng):
+    """The formula in train_flops against XLA's own count for the dot chain of one batch."""
+    sizes, batch = (7, 5, 3, 2), 4
+    weights = tuple(jnp.asarray(rng.standard_normal((a, b)), jnp.float32) for a, b in zip(sizes[:-1], sizes[1:]))
+    x = jnp.asarray(rng.standard_normal((batch, sizes[0])), jnp.float32)
+    cost = jax.jit(flops.dot_chain).lower(weights, x).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    fake = workloads.Workload(
+        key="t", title="t", sizes=sizes, activation="relu", loss="softmax_cross_entropy", batch_size=batch,
+        learning_rate=0.1, epochs=1, x_train=np.zeros((batch, sizes[0]), np.float32),
+        y_train=np.zeros(batch, np.int32), x_test=None, y_test=None, init_params=((),), seeds=(0,),
+    )
+    assert workloads.train_flops(fake) == pytest.approx(cost["flops"], rel=0.05)
+
+
+def test_dot_chain_gradients_have_the_weight_shapes(rng):
+    sizes = (6, 4, 3)
+    weights = tuple(jnp.asarray(rng.standard_normal((a, b)), jnp.float32) for a, b in zip(sizes[:-1], sizes[1:]))
+    x = jnp.asarray(rng.standard_normal((5, 6)), jnp.float32)
+    grads = flops.dot_chain(weights, x)
+    assert [g.shape for g in grads] == [w.shape for w in weights]
+    # last layer: h1.T @ (h1 @ W2), computed independently in float64
+    h1 = np.asarray(x, np.float64) @ np.asarray(weights[0], np.float64)
+    np.testing.assert_allclose(grads[1], h1.T @ (h1 @ np.asarray(weights[1], np.float64)), rtol=1e-4)
+
+
+def test_inner_loop_ops_reads_the_innermost_loop():
+    hlo = "\n".join([
+        "%inner (p: f32[]) -> f32[] {", "  %a = f32[] add(%p, %p)", "  %b = f32[] multiply(%a, %a)",
+        "  ROOT %t = (f32[]) tuple(%b)", "}",
+        "%outer (p: f32[]) -> f32[] {", "  %w = f32[] while(%p), condition=%c, body=%inner", "}",
+        "ENTRY %main (p: f32[]) -> f32[] {", "  ROOT %w2 = f32[] while(%p), condition=%c2, body=%outer", "}",
+    ])
+    assert step_ops.inner_loop_ops(hlo) == {"ops": 2, "by_kind": {"add": 1, "multiply": 1}}
