@@ -3,7 +3,8 @@
 * ``nnjax.fit``: the defaults (``diagnostics=True``: per-layer gradient health recorded).
 * ``nnjax.fit (no diagnostics)``: ``diagnostics=False``, the like-for-like match of the hand-written scan.
 * ``nnjax.fit (progress bar)``: ``progress=True`` (a tqdm bar; the run is cut into compiled chunks).
-* W4: ``nnjax.fit_population`` (one ``vmap``-ed program) and a loop of ``nnjax.fit`` calls.
+* W4: ``nnjax.fit_population`` (one ``vmap``-ed program) and a loop of ``nnjax.fit`` calls, both
+  with ``diagnostics=False`` like ``benchmarks/population.py`` (PyTorch records no per-layer statistics).
 
 Every call passes the workload's initial weights and the same optax object, so
 repeated calls reuse one compiled program; the timed call includes ``fit``'s
@@ -77,10 +78,11 @@ class _ProgressTrainer(FitTrainer):
 class PopulationTrainer(Trainer):
     """All members in one compiled program: ``nnjax.fit_population``."""
 
-    def __init__(self, workload: Workload):
+    def __init__(self, workload: Workload, **fit_options):
         super().__init__(workload)
         self.net = workload.net
         self.optimizer = optax.sgd(workload.learning_rate)
+        self.options = fit_options
         self.keys = jax.numpy.stack([jax.random.key(s) for s in workload.seeds])
         self.result = None
 
@@ -88,7 +90,7 @@ class PopulationTrainer(Trainer):
         w = self.workload
         self.result = jax.block_until_ready(fit_population(
             self.keys, self.net, (w.x_train, w.y_train), loss=w.loss, optimizer=self.optimizer,
-            epochs=w.epochs, batch_size=w.batch_size,
+            epochs=w.epochs, batch_size=w.batch_size, **self.options,
         ))
 
     def test_accuracy(self, member: int) -> float:
@@ -101,6 +103,6 @@ PEERS = (
     Peer("nnjax.fit", _LIB, FitTrainer, ("w1", "w2", "w5"), "nnjax"),
     Peer("nnjax.fit (no diagnostics)", _LIB, lambda w: FitTrainer(w, diagnostics=False), ("w1", "w2", "w5"), "nnjax"),
     Peer("nnjax.fit (progress bar)", _LIB, lambda w: _ProgressTrainer(w, progress=True), ("w1", "w5"), "nnjax"),
-    Peer("nnjax.fit_population", _LIB, PopulationTrainer, ("w4",), "nnjax"),
-    Peer("nnjax.fit, one call per member", _LIB, FitTrainer, ("w4",), "nnjax"),
+    Peer("nnjax.fit_population", _LIB, lambda w: PopulationTrainer(w, diagnostics=False), ("w4",), "nnjax"),
+    Peer("nnjax.fit, one call per member", _LIB, lambda w: FitTrainer(w, diagnostics=False), ("w4",), "nnjax"),
 )
