@@ -1,0 +1,212 @@
+"""``nnjax evaluate`` and ``nnjax predict``: a run's saved model on new data.
+
+The model is rebuilt from the run's ``config.json`` and ``preprocessing.json`` and its newest
+checkpoint. New data must have the features the model was trained on: a CSV by column name (in
+any order; the target column may be there too, nothing else), an NPZ or bundled dataset by
+feature count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import pathlib
+import sys
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+import nnjax
+from nnjax import checkpoint, runs
+from nnjax._cli_setup import build_net, make_setup
+from nnjax.cli import UsageError
+
+__all__ = ["Model", "evaluate", "load_model", "predict"]
+
+
+class Model(NamedTuple):
+    """A trained network read back from a run directory."""
+
+    net: nnjax.MLP
+    params: Any
+    state: Any
+    prep: runs.Preprocessing
+    config: dict
+    member: int
+
+    def logits(self, x_raw: np.ndarray) -> np.ndarray:
+        """The network's outputs for raw (unstandardised) features."""
+        return np.asarray(nnjax.apply(self.params, self.prep.inputs(x_raw), self.net, state=self.state))
+
+
+def load_model(run_dir: Any, member: int | None = None) -> Model:
+    """Reads a run's model (member ``member`` of a population; default the best one)."""
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"DIR: no run directory {str(run_dir)!r}")
+    config = runs.read_json(run_dir / runs.CONFIG, "DIR")
+    saved = runs.read_json(run_dir / runs.PREPROCESSING, "DIR")
+    prep = runs.Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+    net = build_net(config["args"], prep)
+    seeds = int(config["args"].get("seeds", 1))
+    if member is None:
+        metrics = run_dir / "metrics.json"
+        member = int(runs.read_json(metrics).get("best_member", 0)) if metrics.is_file() else 0
+    if not 0 <= member < seeds:
+        raise UsageError(f"--member: expected a member in [0, {seeds}), got {member}")
+    like = jax.eval_shape(lambda: {"params": nnjax.init(jax.random.key(0), net), "state": nnjax.init_state(net)})
+    tree = checkpoint.restore(run_dir / runs.CHECKPOINTS, like=like)
+    if seeds > 1:
+        tree = jax.tree.map(lambda a: a[member], tree)
+    return Model(net, tree["params"], tree["state"], prep, config, member)
+
+
+def _number(text: str, column: str, row: int) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"column {column!r} is not numeric (row {row}: {text!r})") from None
+    if not math.isfinite(value):
+        raise UsageError(f"column {column!r} has a missing or non-finite value in row {row} ({text!r}); "
+                         "remove or impute it")
+    return value
+
+
+def _read_csv(path: pathlib.Path, prep: runs.Preprocessing, target: str, need_target: bool):
+    with path.open(newline="", encoding="utf-8-sig") as stream:
+        rows = [r for r in csv.reader(stream) if any(cell.strip() for cell in r)]
+    if len(rows) < 2:
+        raise UsageError(f"--data: expected a header row and at least one data row in {path}")
+    header = [h.strip() for h in rows[0]]
+    missing = [f for f in prep.feature_names if f not in header]
+    if missing:
+        raise UsageError(f"--data: {path.name} lacks the feature columns {missing} the model was trained on")
+    extra = [h for h in header if h not in prep.feature_names and h != target]
+    if extra:
+        raise UsageError(f"--data: {path.name} has columns {extra} the model was not trained on; expected the "
+                         f"{prep.n_features} training features" + (f" and the target {target!r}" if target else ""))
+    if need_target and target not in header:
+        raise UsageError(f"--target: expected a column {target!r} in {path.name}, got columns {header}")
+    where = {name: j for j, name in enumerate(header)}
+    body = rows[1:]
+    for i, row in enumerate(body, start=1):
+        if len(row) != len(header):
+            raise UsageError(f"--data: row {i} of {path.name} has {len(row)} fields, expected {len(header)}")
+    x = np.array([[_number(row[where[f]].strip(), f, i) for f in prep.feature_names]
+                  for i, row in enumerate(body, start=1)], np.float64)
+    y = None
+    if target in where:
+        cells = [row[where[target]] for row in body]
+        y = _targets(prep, cells, f"column {target!r}")
+    return x, y
+
+
+def _targets(prep: runs.Preprocessing, values: Any, where: str) -> np.ndarray:
+    if prep.task == "classification":
+        return prep.class_indices(list(values), where)
+    return np.array([_number(str(v).strip(), where, i) for i, v in enumerate(values, start=1)], np.float64)
+
+
+def _read_npz(path: pathlib.Path, prep: runs.Preprocessing, x_key: str, target: str, need_target: bool):
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise UsageError(f"--data: expected an .npz archive, could not read {path.name} ({err})") from None
+    with archive:
+        if x_key not in archive.files or (need_target and target not in archive.files):
+            raise UsageError(f"--data: expected arrays {x_key!r} and {target!r} in {path.name}, got {archive.files}")
+        x = nnjax.data.check_features(archive[x_key], name=f"{path.name}[{x_key!r}]").astype(np.float64)
+        _check_width(x, prep, path.name)
+        y = _targets(prep, archive[target].tolist(), f"{path.name}[{target!r}]") if target in archive.files else None
+    return x, y
+
+
+def _read_data(args: argparse.Namespace, model: Model, need_target: bool) -> tuple[np.ndarray, Any, str]:
+    """Raw features, targets (None if absent) and a name for the data."""
+    prep, target = model.prep, args.target or model.prep.target
+    if args.data and args.dataset:
+        raise UsageError("--data and --dataset: expected one of them, got both")
+    if args.data:
+        path = pathlib.Path(args.data)
+        if not path.is_file():
+            raise UsageError(f"--data: no such file {args.data!r}")
+        if path.suffix.lower() == ".npz":
+            x, y = _read_npz(path, prep, args.x_key, target, need_target)
+        else:
+            x, y = _read_csv(path, prep, target, need_target)
+        name = path.name
+    elif args.dataset:
+        data = nnjax.data.load_dataset(args.dataset, seed=int(model.config["args"].get("seed", 0)))
+        x = data.x
+        _check_width(x, prep, args.dataset)
+        y = _targets(prep, [data.target_names[c] for c in data.y] if data.task == "classification" else data.y,
+                     f"dataset {args.dataset!r}")
+        name = args.dataset
+    else:
+        return _test_split(args, model)
+    return x, y, name
+
+
+def _check_width(x: np.ndarray, prep: runs.Preprocessing, name: str) -> None:
+    if x.shape[1] != prep.n_features:
+        raise UsageError(f"features: the model was trained on {prep.n_features} features, got {x.shape[1]} in {name}")
+
+
+def _test_split(args: argparse.Namespace, model: Model) -> tuple[np.ndarray, Any, str]:
+    from nnjax.cli import _parse
+
+    train_args = _parse(["train", "--config", str(pathlib.Path(args.run_dir) / runs.CONFIG)])
+    setup = make_setup(train_args)
+    if "test" not in setup.splits:
+        raise UsageError("the run has no test split (--test-fraction 0); pass --data FILE or --dataset NAME")
+    inputs, y = setup.splits["test"]
+    raw = inputs * np.asarray(model.prep.scale, np.float32) + np.asarray(model.prep.mean, np.float32)
+    return raw, y, "test split"
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """The ``nnjax evaluate`` command."""
+    model = load_model(args.run_dir, args.member)
+    x, y, name = _read_data(args, model, need_target=True)
+    if y is None:
+        raise UsageError(f"--target: expected targets in {name} to score against, got none")
+    metrics = runs.score(model.prep, model.logits(x), y)
+    if args.json:
+        print(json.dumps(runs.plain({"run_dir": str(args.run_dir), "data": name, "n": len(x), **metrics})))
+    else:
+        print(f"{name} ({len(x)} rows): " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    """The ``nnjax predict`` command: one CSV row per input row."""
+    model = load_model(args.run_dir, args.member)
+    x, _, _ = _read_data(args, model, need_target=False)
+    logits = model.logits(x)
+    prep = model.prep
+    predicted = prep.decode(logits)
+    header, columns = [], []
+    if prep.task == "classification":
+        header.append("prediction")
+        columns.append([prep.class_names[int(i)] for i in predicted])
+        probabilities = prep.probabilities(logits)
+        if probabilities is not None:
+            header += [f"probability_{c}" for c in prep.class_names]
+            columns += [[f"{p:.6g}" for p in col] for col in probabilities.T]
+    else:
+        values = np.asarray(predicted).reshape(len(x), -1)
+        header += [prep.target] if values.shape[1] == 1 else [f"{prep.target}_{j}" for j in range(values.shape[1])]
+        columns += [[f"{v:.8g}" for v in col] for col in values.T]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(zip(*columns))
+    if args.out:
+        runs.write_text(args.out, buffer.getvalue())
+    else:
+        sys.stdout.write(buffer.getvalue())
+    return 0

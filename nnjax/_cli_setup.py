@@ -1,0 +1,189 @@
+"""``nnjax train``'s first step: check every argument, load and split the data, build the model.
+
+Nothing here writes to disk, so bad input fails before a run directory exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import pathlib
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+import nnjax
+from nnjax import optim, runs
+from nnjax.cli import UsageError
+
+__all__ = ["Setup", "build_net", "make_setup"]
+
+
+class Setup(NamedTuple):
+    """Everything a run needs, validated and loaded before anything is written to disk."""
+
+    args: argparse.Namespace
+    source: dict
+    prep: runs.Preprocessing
+    splits: dict  # name -> (network inputs, raw targets); "train" always, "validation"/"test" if asked
+    net: nnjax.MLP
+    optimizer: Any
+    fit_kwargs: dict
+
+
+def _check(ok: bool, flag: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise UsageError(f"{flag}: expected {expected}, got {got!r}")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    _check(args.epochs >= 1, "--epochs", "an integer >= 1", args.epochs)
+    _check(args.batch_size >= 1, "--batch-size", "an integer >= 1", args.batch_size)
+    _check(args.seeds >= 1, "--seeds", "an integer >= 1", args.seeds)
+    _check(args.checkpoint_every >= 0, "--checkpoint-every", "an integer >= 0", args.checkpoint_every)
+    _check(args.progress_every >= 0, "--progress-every", "an integer >= 0", args.progress_every)
+    _check(args.early_stopping >= 0, "--early-stopping", "a patience >= 0 (0: off)", args.early_stopping)
+    _check(args.lr > 0 and math.isfinite(args.lr), "--lr", "a positive learning rate", args.lr)
+    for flag in ("l1", "l2", "min_delta"):
+        value = getattr(args, flag)
+        _check(value >= 0 and math.isfinite(value), "--" + flag.replace("_", "-"), "a number >= 0", value)
+    for flag in ("test_fraction", "validation_fraction"):
+        value = getattr(args, flag)
+        _check(0 <= value < 1, "--" + flag.replace("_", "-"), "a fraction in [0, 1)", value)
+    left = 1.0 - args.test_fraction - args.validation_fraction
+    _check(left > 0, "--test-fraction + --validation-fraction", "a sum below 1 (rows must remain to train on)",
+           args.test_fraction + args.validation_fraction)
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    try:
+        widths = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--hidden: expected comma-separated integers such as 128,64, got {text!r}") from None
+    for w in widths:
+        _check(w >= 1, "--hidden", "layer widths >= 1", w)
+    return widths
+
+
+def _per_layer(text: str, flag: str, n_hidden: int, convert: Callable) -> Any:
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    try:
+        values = [convert(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"{flag}: expected one value or one per hidden layer, got {text!r}") from None
+    if len(values) == 1:
+        return values[0]
+    _check(len(values) == n_hidden, flag, f"one value or {n_hidden} (one per hidden layer)", text)
+    return tuple(values)
+
+
+def _load_data(args: argparse.Namespace) -> tuple[Any, dict]:
+    task = None if args.task == "auto" else args.task
+    if not args.data:
+        return nnjax.data.load_dataset(args.dataset, seed=args.seed), {"kind": "dataset", "name": args.dataset}
+    path = pathlib.Path(args.data)
+    if not path.is_file():
+        raise UsageError(f"--data: no such file {args.data!r}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        if not args.target:
+            raise UsageError("--target: expected the name of the CSV's target column, got none")
+        dataset = nnjax.data.load_csv(path, args.target, task=task)
+    elif suffix == ".npz":
+        dataset = nnjax.data.load_npz(path, args.x_key, args.target or "y", task=task)
+    else:
+        raise UsageError(f"--data: expected a .csv or .npz file, got {path.name!r}")
+    return dataset, {"kind": "file", "path": str(path.resolve()), "sha256": runs.file_digest(path)}
+
+
+def _resolve_loss(args: argparse.Namespace, dataset: Any) -> str:
+    if args.task != "auto" and dataset.task != args.task:
+        raise UsageError(f"--task: the targets cannot be used for {args.task}, they look like {dataset.task}")
+    name = args.loss
+    if name == "auto":
+        return "softmax_cross_entropy" if dataset.task == "classification" else "mse"
+    name = nnjax.losses.resolve(name).name
+    if dataset.task == "regression" and name != "mse":
+        raise UsageError(f"--loss: expected mse for a regression target, got {args.loss!r}")
+    if dataset.task == "classification":
+        _check(name != "mse", "--loss", "a classification loss (softmax_cross_entropy, binary_cross_entropy, "
+               "hinge) for class targets; use --task regression for numeric targets", args.loss)
+        if name in ("binary_cross_entropy", "hinge"):
+            _check(dataset.n_classes == 2, "--loss", f"softmax_cross_entropy for {dataset.n_classes} classes "
+                   f"({name} needs exactly 2)", args.loss)
+    return name
+
+
+_OUTPUT_FOR_LOSS = {"softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid", "hinge": "sign",
+                    "mse": "identity"}
+
+
+def build_net(args: Any, prep: runs.Preprocessing) -> nnjax.MLP:
+    """The topology a run's arguments describe (``args``: a namespace or a config's dict)."""
+    get = args.get if isinstance(args, dict) else lambda k: getattr(args, k)
+    hidden = _widths(get("hidden"))
+    activation = _per_layer(get("activation"), "--activation", len(hidden), str)
+    dropout = _per_layer(get("dropout"), "--dropout", len(hidden), float)
+    for rate in np.atleast_1d(dropout):
+        _check(0 <= rate < 1, "--dropout", "rates in [0, 1) (the probability of dropping a unit)", float(rate))
+    output = _OUTPUT_FOR_LOSS[prep.loss] if get("output") == "auto" else get("output")
+    return nnjax.MLP((prep.n_features, *hidden, prep.n_outputs), activation=activation, output=output,
+                     init=None if get("init") == "auto" else get("init"), dropout=dropout,
+                     batch_norm=bool(get("batch_norm")), residual=bool(get("residual")))
+
+
+def _split(args: argparse.Namespace, dataset: Any) -> dict:
+    fractions = [1.0 - args.test_fraction - args.validation_fraction, args.validation_fraction, args.test_fraction]
+    names = [n for n, f in zip(("train", "validation", "test"), fractions) if f > 0]
+    stratify = dataset.y if dataset.task == "classification" else None
+    parts = nnjax.data.split(args.seed, dataset.x, dataset.y, fractions=[f for f in fractions if f > 0],
+                             stratify=stratify)
+    return dict(zip(names, parts))
+
+
+def _optimizer(args: argparse.Namespace, steps_per_epoch: int) -> Any:
+    schedule = None
+    if args.schedule != "constant":
+        schedule = (args.schedule, args.epochs * steps_per_epoch, args.decay_rate,
+                    max(args.decay_epochs, 1) * steps_per_epoch, args.warmup_epochs * steps_per_epoch)
+    return _cached_optimizer(args.optimizer, args.lr, args.momentum, args.clip_norm, args.clip_value, schedule)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_optimizer(name: str, lr: float, momentum: float, clip_norm: float | None, clip_value: float | None,
+                      schedule: tuple | None) -> Any:
+    # jit keys the compiled training program on the optimizer object: equal settings share one
+    # object, so runs in one process (tests, notebooks calling main) compile once.
+    rate: Any = lr
+    if schedule is not None:
+        kind, steps, decay_rate, decay_steps, warmup_steps = schedule
+        rate = optim.schedule(kind, lr, steps=steps, decay_rate=decay_rate, decay_steps=decay_steps,
+                              warmup_steps=warmup_steps)
+    return optim.make(name, rate, momentum=momentum, clip_norm=clip_norm, clip_value=clip_value)
+
+
+def make_setup(args: argparse.Namespace) -> Setup:
+    """Checks the arguments, loads and splits the data, builds the network and optimiser."""
+    _check_args(args)
+    dataset, source = _load_data(args)
+    loss = _resolve_loss(args, dataset)
+    parts = _split(args, dataset)
+    x_train, y_train = parts["train"]
+    class_names = dataset.target_names if dataset.task == "classification" else ()
+    prep = runs.Preprocessing.fit(x_train, y_train, task=dataset.task, loss=loss,
+                                  feature_names=dataset.feature_names, class_names=class_names,
+                                  target=args.target or (dataset.target_names[0] if dataset.task == "regression"
+                                                         else "y"),
+                                  standardize=not args.no_standardize)
+    n_train = len(x_train)
+    _check(args.batch_size <= n_train, "--batch-size", f"at most the {n_train} training examples", args.batch_size)
+    net = build_net(args, prep)
+    steps = n_train // args.batch_size if args.drop_last else -(-n_train // args.batch_size)
+    splits = {name: (prep.inputs(x), y) for name, (x, y) in parts.items()}
+    fit_kwargs = dict(loss=loss, batch_size=args.batch_size, l1=args.l1, l2=args.l2, drop_last=args.drop_last,
+                      early_stopping=(nnjax.EarlyStopping(patience=args.early_stopping, min_delta=args.min_delta)
+                                      if args.early_stopping else None))
+    source.update(n=len(dataset.x), task=dataset.task, n_features=prep.n_features)
+    return Setup(args, source, prep, splits, net, _optimizer(args, steps), fit_kwargs)

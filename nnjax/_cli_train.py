@@ -1,0 +1,342 @@
+"""``nnjax train``: validate everything, then train in compiled chunks with progress and checkpoints.
+
+Training runs as chunks of a few epochs, each one compiled call of :func:`nnjax.fit` (or
+:func:`nnjax.population.fit_population` for ``--seeds N``) continuing the previous chunk with
+``resume=``; a continued run is bit for bit the run done in one go, so chunks only decide when
+the host sees progress and when a checkpoint is written. ``--resume DIR`` restores the newest
+checkpoint and carries on with the same chunks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import math
+import pathlib
+import shutil
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+import nnjax
+from nnjax import checkpoint, runs, training
+from nnjax._cli_setup import Setup, make_setup
+from nnjax.progress import format_metrics
+from nnjax.cli import RUN_CONTROL, UsageError
+
+__all__ = ["run_training", "train", "write_outputs"]
+
+
+def _chunk_runner(setup: Setup) -> Callable[[Any, int], Any]:
+    """``run(resume, epochs) -> FitResult`` for one compiled chunk (a population with --seeds).
+
+    ``resume`` is the previous chunk's result (None at the start); only its training state and
+    key are used, so callers pass it with an empty history: every chunk then has the same
+    argument shapes and the program compiles once.
+    """
+    args = setup.args
+    x, y = setup.splits["train"]
+    data = (x, setup.prep.targets(y))
+    validation = None
+    if "validation" in setup.splits:
+        xv, yv = setup.splits["validation"]
+        validation = (xv, setup.prep.targets(yv))
+    key = jax.random.key(args.seed)
+    if args.seeds == 1:
+        def run(resume, epochs):
+            return nnjax.fit(None if resume is not None else key, setup.net, data, optimizer=setup.optimizer,
+                             epochs=epochs, validation=validation, resume=resume, **setup.fit_kwargs)
+        return run
+
+    from nnjax import population
+
+    start = _population_start(setup, jax.random.split(key, args.seeds), len(x))
+
+    def run_population(resume, epochs):
+        return population.fit_population(None, setup.net, data, optimizer=setup.optimizer, epochs=epochs,
+                                         validation=validation, resume=start if resume is None else resume,
+                                         **setup.fit_kwargs)
+    return run_population
+
+
+def _population_start(setup: Setup, keys: jax.Array, n: int) -> Any:
+    """Every member's untrained state, as ``fit`` would start it from its key.
+
+    fit_population starting from nothing and continuing from a result are two different
+    programs; starting every chunk from a result compiles one.
+    """
+    cfg = training.FitConfig(net=setup.net, loss=nnjax.losses.resolve(setup.fit_kwargs["loss"]),
+                             optimizer=setup.optimizer, epochs=1, batch_size=setup.fit_kwargs["batch_size"], n=n,
+                             drop_last=setup.fit_kwargs["drop_last"], early_stopping=setup.fit_kwargs["early_stopping"])
+
+    def member(key):
+        params = nnjax.init(training.split_run_key(key)[0], setup.net)
+        ts = training.init_train_state(cfg, params, nnjax.init_state(setup.net))
+        return nnjax.FitResult(params=params, state=ts.state, history={}, train_state=ts, key=key)
+
+    return jax.vmap(member)(keys)
+
+
+def _concat(history: dict | None, new: dict, axis: int) -> dict:
+    new = {k: np.asarray(v) for k, v in new.items()}
+    if history is None:
+        return new
+    return {k: np.concatenate([history[k], new[k]], axis=axis) for k in new}
+
+
+def _chunk_plan(done: int, total: int, every: int, checkpoint_every: int) -> list[int]:
+    """Chunk lengths from ``done`` to ``total``: at most ``every`` epochs, ending on checkpoint epochs."""
+    sizes = []
+    while done < total:
+        stop = min(total, done + every)
+        if checkpoint_every:
+            stop = min(stop, (done // checkpoint_every + 1) * checkpoint_every)
+        sizes.append(stop - done)
+        done = stop
+    return sizes
+
+
+def _chunk_epochs(args: argparse.Namespace) -> int:
+    """Epochs per compiled chunk: --progress-every, or about 20 progress updates per run.
+
+    The default divides the checkpoint interval, so that all chunks have one length and the
+    training program compiles once.
+    """
+    if args.progress_every:
+        return args.progress_every
+    target = max(1, math.ceil(args.epochs / 20))
+    if args.checkpoint_every:
+        target = max(d for d in range(1, min(target, args.checkpoint_every) + 1) if args.checkpoint_every % d == 0)
+    return target
+
+
+def _all_stopped(result: Any) -> bool:
+    return bool(np.all(np.asarray(result.train_state.stopped)))
+
+
+def _progress_bar(args: argparse.Namespace, total: int, done: int) -> Any:
+    if args.quiet:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="epoch", desc="nnjax train", file=sys.stderr, leave=False,
+                dynamic_ncols=True)
+
+
+def run_training(setup: Setup, ckpt_dir: pathlib.Path, result: Any, done: int) -> tuple[Any, float]:
+    """Trains from ``result`` (None: from scratch) after ``done`` epochs up to ``--epochs``.
+
+    Returns the final result (history over every epoch run) and the seconds spent.
+    """
+    args = setup.args
+    run = _chunk_runner(setup)
+    every = _chunk_epochs(args)
+    axis = 0 if args.seeds == 1 else 1
+    history = None if result is None else {k: np.asarray(v) for k, v in result.history.items()}
+    resume = None if result is None else result._replace(history={})
+    bar = _progress_bar(args, args.epochs, done)
+    start = time.perf_counter()
+    try:
+        for size in _chunk_plan(done, args.epochs, every, args.checkpoint_every):
+            chunk = run(resume, size)
+            resume = chunk._replace(history={})
+            history = _concat(history, chunk.history, axis)
+            result = chunk._replace(history=history)
+            done += size
+            stopped = _all_stopped(result)
+            if bar is not None:
+                bar.update(size)
+                bar.set_postfix(format_metrics(jax.tree.map(lambda a: np.asarray(a)[..., -1],
+                                                                           _scalars(chunk.history, axis))))
+            finished = done >= args.epochs or stopped
+            if finished or (args.checkpoint_every and done % args.checkpoint_every == 0):
+                checkpoint.save(ckpt_dir, result, step=done, metadata={"epochs_done": done, "finished": finished})
+            if stopped:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    return result, time.perf_counter() - start
+
+
+def _scalars(history: dict, axis: int) -> dict:
+    """History entries with one value per epoch (per member): what a progress bar can show."""
+    return {k: v for k, v in history.items() if np.ndim(v) == axis + 1}
+
+
+def _restore(setup: Setup, ckpt_dir: pathlib.Path) -> tuple[Any, int]:
+    """The newest checkpoint of a run as a FitResult, and its epoch count (None, 0 without one)."""
+    step = checkpoint.latest_step(ckpt_dir)
+    if step is None:
+        return None, 0
+    first = _chunk_plan(0, setup.args.epochs, _chunk_epochs(setup.args), setup.args.checkpoint_every)[0]
+    like = jax.eval_shape(lambda: _chunk_runner(setup)(None, first))  # the structure, nothing computed
+    result = checkpoint.restore(ckpt_dir, like=like, step=step)
+    return result, int(checkpoint.restore_metadata(ckpt_dir, step=step).get("epochs_done", step))
+
+
+def _members(result: Any, seeds: int) -> list:
+    if seeds == 1:
+        return [result]
+    return [jax.tree.map(lambda a, i=i: a[i], result) for i in range(seeds)]
+
+
+def _best_member(result: Any, seeds: int) -> int:
+    if seeds == 1:
+        return 0
+    from nnjax import population
+
+    return population.best_index(result)
+
+
+def _scores(setup: Setup, member: Any) -> dict:
+    out = {}
+    for name, (x, y) in setup.splits.items():
+        logits = nnjax.apply(member.params, x, setup.net, state=member.state)
+        out[name] = runs.score(setup.prep, logits, y)
+    return out
+
+
+def _diagnosis(history: dict) -> dict:
+    diagnose = getattr(nnjax, "diagnose", None)
+    if diagnose is None:  # the diagnosis module is optional for the CLI
+        return {"verdict": None, "report": "nnjax.diagnose is not available in this version"}
+    found = diagnose(history)
+    fields = dataclasses.asdict(found) if dataclasses.is_dataclass(found) else {}
+    fields["verdict"] = getattr(found, "verdict", None)
+    fields["report"] = found.report() if hasattr(found, "report") else str(found)
+    return fields
+
+
+def _plots(setup: Setup, run_dir: pathlib.Path, history: dict, best: Any) -> list[str]:
+    """Writes the run's PNGs; returns their names (none without matplotlib, with a note)."""
+    if setup.args.no_plots:
+        return []
+    from nnjax import plots
+
+    title = setup.source.get("name") or pathlib.Path(setup.source["path"]).name
+    try:
+        plots.plot_history(history, path=run_dir / "loss.png", title=title)
+        if "layer_grad_norm" in history:
+            plots.plot_gradient_norms(history, path=run_dir / "gradient_norms.png")
+        if setup.prep.task == "classification":
+            split = next(n for n in ("test", "validation", "train") if n in setup.splits)
+            x, y = setup.splits[split]
+            predicted = setup.prep.decode(nnjax.apply(best.params, x, setup.net, state=best.state))
+            plots.plot_confusion_matrix(y, predicted, class_names=setup.prep.class_names,
+                                        path=run_dir / "confusion_matrix.png", title=f"confusion matrix, {split} split")
+    except ImportError as err:  # matplotlib is optional: the run is complete without its plots
+        print(f"nnjax: note: no plots written ({err})", file=sys.stderr)
+    return sorted(p.name for p in run_dir.glob("*.png"))
+
+
+def write_outputs(setup: Setup, run_dir: pathlib.Path, result: Any, seconds: float) -> dict:
+    """History, metrics, diagnosis and plots of a finished run; returns the summary."""
+    args = setup.args
+    population = args.seeds > 1
+    history = {k: np.asarray(v) for k, v in result.history.items()}
+    runs.write_history(run_dir, history, population=population)
+    members = _members(result, args.seeds)
+    best = _best_member(result, args.seeds)
+    scores = [_scores(setup, m) for m in members]
+    epochs_run = int(np.max(np.sum(~np.asarray(history["stopped"], bool), axis=-1)))
+    metrics = {"task": setup.prep.task, "loss": setup.prep.loss, "epochs": args.epochs, "epochs_run": epochs_run,
+               "seeds": args.seeds, "best_member": best, "train_seconds": seconds, **scores[best]}
+    if population:
+        metrics["members"] = scores
+    diagnosis = _diagnosis(jax.tree.map(lambda a: a[best], history) if population else history)
+    runs.write_json(run_dir / "metrics.json", metrics)
+    runs.write_json(run_dir / "diagnosis.json", diagnosis)
+    runs.write_text(run_dir / "diagnosis.txt", str(diagnosis["report"]).rstrip() + "\n")
+    pngs = _plots(setup, run_dir, history, members[best])
+    summary = {"run_dir": str(run_dir), "data": setup.source.get("name") or setup.source["path"],
+               "task": setup.prep.task, "loss": setup.prep.loss, "sizes": list(setup.net.sizes),
+               "epochs": args.epochs, "epochs_run": epochs_run, "seeds": args.seeds, "best_member": best,
+               "train_seconds": round(seconds, 3), "diagnosis": diagnosis["verdict"], "plots": pngs}
+    for split, values in scores[best].items():
+        summary.update({f"{split}_{k}": v for k, v in values.items()})
+    if population:
+        for key in ("accuracy", "r2"):
+            values = [s["test"][key] for s in scores if key in s.get("test", {})]
+            if values:
+                summary[f"test_{key}_mean"], summary[f"test_{key}_std"] = float(np.mean(values)), float(np.std(values))
+    return summary
+
+
+def _default_out(setup: Setup) -> pathlib.Path:
+    name = setup.source.get("name") or pathlib.Path(setup.source["path"]).stem
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = pathlib.Path("runs") / f"{name}-{stamp}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = pathlib.Path("runs") / f"{name}-{stamp}-{suffix}"
+    return path
+
+
+def _config(setup: Setup) -> dict:
+    saved = {k: v for k, v in vars(setup.args).items() if k not in RUN_CONTROL}
+    return {"args": saved, "data": setup.source, "argv": sys.argv[1:],
+            "versions": {"nnjax": nnjax.__version__, "jax": jax.__version__, "python": sys.version.split()[0]},
+            "written": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+def _check_resumable(setup: Setup, run_dir: pathlib.Path) -> None:
+    saved = runs.read_json(run_dir / runs.CONFIG, "--resume")
+    if saved.get("data", {}).get("sha256") != setup.source.get("sha256"):
+        raise UsageError(f"--resume: the data file {setup.source.get('path')} changed since the run started")
+    if setup.args.schedule != "constant" and saved["args"].get("epochs") != setup.args.epochs:
+        raise UsageError(f"--epochs: the {setup.args.schedule} schedule was laid out for {saved['args']['epochs']} "
+                         "epochs; a resumed run cannot change its length")
+
+
+def _report(summary: dict, args: argparse.Namespace) -> None:
+    if args.json:
+        import json
+
+        print(json.dumps(runs.plain(summary)))
+    elif not args.quiet:
+        metric = "accuracy" if summary["task"] == "classification" else "r2"
+        split = next((s for s in ("test", "validation", "train") if f"{s}_{metric}" in summary), "train")
+        print(f"trained {'-'.join(map(str, summary['sizes']))} on {summary['data']}: {summary['epochs_run']} epochs "
+              f"in {summary['train_seconds']:.1f} s")
+        print(f"{split} {metric} {summary[f'{split}_{metric}']:.4f}, {split} loss {summary[f'{split}_loss']:.4f}"
+              + (f" (best of {summary['seeds']} seeds)" if summary["seeds"] > 1 else "")
+              + (f"; gradients: {summary['diagnosis']}" if summary["diagnosis"] else ""))
+        print(f"run directory: {summary['run_dir']}")
+
+
+def train(args: argparse.Namespace) -> int:
+    """The ``nnjax train`` command; returns the exit code."""
+    setup = make_setup(args)  # every input check happens here, before anything is written
+    if args.resume:
+        run_dir, created = pathlib.Path(args.resume), False
+        _check_resumable(setup, run_dir)
+    else:
+        run_dir = pathlib.Path(args.out) if args.out else _default_out(setup)
+        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise UsageError(f"--out: {str(run_dir)!r} exists and is not empty; choose another directory or "
+                             f"continue it with --resume {run_dir}")
+        created = not run_dir.exists()
+    try:
+        ckpt_dir = run_dir / runs.CHECKPOINTS
+        runs.write_json(run_dir / runs.CONFIG, _config(setup))
+        runs.write_json(run_dir / runs.PREPROCESSING, setup.prep._asdict())
+        result, done = _restore(setup, ckpt_dir) if args.resume else (None, 0)
+        seconds = 0.0
+        if result is None or (done < args.epochs and not _all_stopped(result)):
+            result, seconds = run_training(setup, ckpt_dir, result, done)
+        summary = write_outputs(setup, run_dir, result, seconds)
+    except KeyboardInterrupt:
+        print(f"nnjax: interrupted; continue with: nnjax train --resume {run_dir}", file=sys.stderr)
+        raise
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    _report(summary, args)
+    return 0

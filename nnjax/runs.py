@@ -1,0 +1,332 @@
+"""Run directories: what ``nnjax train`` writes, and how a saved model reads new data.
+
+A run directory holds::
+
+    config.json          the resolved arguments, data source and versions (``nnjax train --config``)
+    preprocessing.json   feature names, standardisation, classes: how raw data becomes inputs
+    checkpoints/         orbax checkpoints of the FitResult, every K epochs and at the end
+    history.csv/.json    per-epoch metrics (per-layer statistics as one column per layer)
+    metrics.json         final train/validation/test metrics
+    diagnosis.json/.txt  nnjax.diagnose's verdict on the gradient history
+    loss.png, gradient_norms.png, confusion_matrix.png
+
+Every file is written atomically (a temporary file renamed into place), so a reader never sees
+half a file.
+
+Example:
+  >>> import numpy as np
+  >>> from nnjax import runs
+  >>> prep = runs.Preprocessing.fit(np.array([[0.0, 1.0], [2.0, 3.0]], np.float32), np.array([0, 1]),
+  ...                               task="classification", loss="softmax_cross_entropy",
+  ...                               feature_names=("a", "b"), class_names=("no", "yes"), target="label")
+  >>> prep.inputs(np.array([[1.0, 2.0]], np.float32)).tolist()
+  [[0.0, 0.0]]
+  >>> prep.decode(np.array([[0.2, 1.5]])).tolist(), prep.n_outputs
+  ([1], 2)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import pathlib
+import tempfile
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+__all__ = [
+    "CHECKPOINTS",
+    "CONFIG",
+    "PREPROCESSING",
+    "Preprocessing",
+    "file_digest",
+    "history_table",
+    "plain",
+    "read_json",
+    "score",
+    "write_history",
+    "write_json",
+    "write_text",
+]
+
+CONFIG = "config.json"
+PREPROCESSING = "preprocessing.json"
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.json"
+
+
+# ----------------------------------------------------------------------------------------------
+# Atomic files
+
+
+def write_text(path: Any, text: str) -> pathlib.Path:
+    """Writes ``text`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: arrays to (nested) lists, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return _jsonable(np.asarray(value).tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON values: arrays to (nested) lists, NaN and infinities to None."""
+    return _jsonable(value)
+
+
+def file_digest(path: Any) -> str:
+    """The SHA-256 of a file's bytes (config.json records it to notice a changed data file)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: Any, value: Any) -> pathlib.Path:
+    """Writes ``value`` as indented JSON, atomically (NaN and infinities become null)."""
+    return write_text(path, json.dumps(_jsonable(value), indent=2) + "\n")
+
+
+def read_json(path: Any, what: str = "file") -> Any:
+    """Reads a JSON file, with an error that says which file of a run is missing or broken."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: no such file {str(path)!r}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what}: {path} is not valid JSON ({err})") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# From raw data to network inputs and targets, and back
+
+
+class Preprocessing(NamedTuple):
+    """How raw features and targets become network inputs and targets, and outputs predictions.
+
+    Features are standardised with the training split's mean and standard deviation.
+    Classification targets are class indices (``class_names[k]`` is class ``k``), encoded for the
+    loss: indices for softmax cross-entropy, 0/1 for binary cross-entropy, -1/+1 for the hinge
+    loss. Regression targets are standardised too (``y_mean``, ``y_scale``) and predictions are
+    mapped back to the original units.
+    """
+
+    task: str
+    loss: str
+    feature_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    target: str
+    class_names: tuple[str, ...] = ()
+    y_mean: tuple[float, ...] = ()
+    y_scale: tuple[float, ...] = ()
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, *, task: str, loss: str, feature_names: Sequence[str],
+            class_names: Sequence[str] = (), target: str = "y", standardize: bool = True) -> Preprocessing:
+        """Statistics of the training split ``(x, y)`` (``y``: class indices or regression values)."""
+        x = np.asarray(x, np.float64)
+        mean = x.mean(axis=0) if standardize else np.zeros(x.shape[1])
+        std = x.std(axis=0) if standardize else np.ones(x.shape[1])
+        scale = np.where(std > 1e-12 * np.maximum(np.abs(mean), 1.0), std, 1.0)
+        y_mean, y_scale = (), ()
+        if task == "regression":
+            columns = np.asarray(y, np.float64).reshape(len(y), -1)
+            y_mean = tuple(float(v) for v in columns.mean(axis=0))
+            y_std = columns.std(axis=0)
+            y_scale = tuple(float(s) if s > 0 else 1.0 for s in y_std)
+        return cls(task, loss, tuple(str(f) for f in feature_names), _f32(mean), _f32(scale), str(target),
+                   tuple(str(c) for c in class_names), y_mean, y_scale)
+
+    @property
+    def n_features(self) -> int:
+        """The number of input features."""
+        return len(self.feature_names)
+
+    @property
+    def n_outputs(self) -> int:
+        """The network's output width for this loss and target."""
+        if self.task == "regression":
+            return len(self.y_mean)
+        return len(self.class_names) if self.loss == "softmax_cross_entropy" else 1
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        """Standardised float32 features; the feature count must match the training data's."""
+        x = np.asarray(x, np.float32)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(
+                f"features: expected {self.n_features} columns like the training data, got shape {x.shape}"
+            )
+        return ((x - np.asarray(self.mean, np.float32)) / np.asarray(self.scale, np.float32)).astype(np.float32)
+
+    def targets(self, y: np.ndarray) -> np.ndarray:
+        """Targets as the loss expects them, from class indices or regression values."""
+        if self.task == "regression":
+            columns = (np.asarray(y, np.float64).reshape(len(y), -1) - self.y_mean) / self.y_scale
+            return columns.astype(np.float32).reshape(np.shape(y))
+        y = np.asarray(y, np.int32)
+        if self.loss == "binary_cross_entropy":
+            return y.astype(np.float32)
+        if self.loss == "hinge":
+            return (2 * y - 1).astype(np.float32)
+        return y
+
+    def decode(self, logits: Any) -> np.ndarray:
+        """Predictions from the network's outputs: class indices, or values in original units."""
+        logits = np.asarray(logits, np.float64)
+        if self.task == "regression":
+            values = logits * np.asarray(self.y_scale) + np.asarray(self.y_mean)
+            return values[:, 0] if values.shape[1] == 1 else values
+        if self.loss == "softmax_cross_entropy":
+            return np.argmax(logits, axis=-1)
+        threshold = (logits[:, 0] >= 0) if self.loss == "hinge" else (logits[:, 0] > 0)
+        return threshold.astype(np.int64)
+
+    def probabilities(self, logits: Any) -> np.ndarray | None:
+        """Class probabilities ``(n, n_classes)`` for cross-entropy losses, else None."""
+        logits = np.asarray(logits, np.float64)
+        if self.loss == "softmax_cross_entropy":
+            shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            return shifted / shifted.sum(axis=-1, keepdims=True)
+        if self.loss == "binary_cross_entropy":
+            p = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+            return np.stack([1.0 - p, p], axis=1)
+        return None
+
+    def class_indices(self, labels: Sequence[Any], where: str) -> np.ndarray:
+        """Maps raw class labels (names or numbers) to the training classes' indices."""
+        lookup = {name: i for i, name in enumerate(self.class_names)}
+        numeric = {}
+        for i, name in enumerate(self.class_names):
+            try:
+                numeric[float(name)] = i
+            except ValueError:
+                pass
+        out = np.empty(len(labels), np.int32)
+        for row, label in enumerate(labels):
+            text = str(label).strip()
+            if text in lookup:
+                out[row] = lookup[text]
+                continue
+            try:
+                out[row] = numeric[float(text)]
+            except (ValueError, KeyError):
+                raise ValueError(
+                    f"{where}: row {row + 1} has class {text!r}, expected one of the training classes "
+                    f"{list(self.class_names)}"
+                ) from None
+        return out
+
+
+def _f32(values: np.ndarray) -> tuple[float, ...]:
+    """Float32 values as Python floats (exact: a float32 survives the JSON round trip)."""
+    return tuple(float(v) for v in np.asarray(values, np.float32))
+
+
+def score(prep: Preprocessing, logits: Any, y: np.ndarray) -> dict[str, float]:
+    """Host-side metrics of outputs against raw targets (class indices or original units).
+
+    Classification: "accuracy" and "loss" (the mean per-example training loss). Regression, in the
+    target's own units: "mse", "rmse", "mae" and "r2" (mean over outputs), plus "loss" (the
+    mean squared error of the standardised targets, as trained).
+    """
+    from nnjax import losses  # the only jax use here; keeps ``import nnjax.runs`` light
+
+    logits = np.asarray(logits, np.float32)
+    loss = float(np.mean(np.asarray(losses.get(prep.loss)(logits, prep.targets(y)))))
+    if prep.task == "classification":
+        return {"accuracy": float(np.mean(prep.decode(logits) == np.asarray(y))), "loss": loss}
+    truth = np.asarray(y, np.float64).reshape(len(y), -1)
+    predicted = prep.decode(logits).reshape(len(y), -1)
+    error = predicted - truth
+    sst = np.sum((truth - truth.mean(axis=0)) ** 2, axis=0)
+    r2 = 1.0 - np.sum(error**2, axis=0) / np.where(sst > 0, sst, 1.0)
+    mse = float(np.mean(error**2))
+    return {"mse": mse, "rmse": math.sqrt(mse), "mae": float(np.mean(np.abs(error))), "r2": float(np.mean(r2)),
+            "loss": loss}
+
+
+# ----------------------------------------------------------------------------------------------
+# History as tables
+
+
+def history_table(history: dict[str, Any], *, population: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """Per-epoch rows: ``epoch`` (from 1), scalars as columns, per-layer arrays as ``name_1..L``.
+
+    With ``population=True`` (arrays ``(members, epochs, ...)``) there is one row per member and
+    epoch, with a ``member`` column first.
+    """
+    arrays = {k: np.asarray(v) for k, v in history.items()}
+    if not population:
+        arrays = {k: v[None] for k, v in arrays.items()}
+    members, epochs = next(iter(arrays.values())).shape[:2]
+    columns, blocks = [], []
+    for name in sorted(arrays):
+        if name == "epoch":
+            continue
+        values = arrays[name].reshape(members, epochs, -1)
+        if arrays[name].ndim == 2:
+            columns.append(name)
+        else:
+            columns += [f"{name}_{i + 1}" for i in range(values.shape[-1])]
+        blocks.append(values)
+    table = np.concatenate([b.astype(np.float64) for b in blocks], axis=-1) if blocks else np.zeros((members, epochs, 0))
+    header = (["member"] if population else []) + ["epoch"] + columns
+    rows = []
+    for m in range(members):
+        for e in range(epochs):
+            cells = [_cell(v) for v in table[m, e]]
+            rows.append(([m] if population else []) + [e + 1] + cells)
+    return header, rows
+
+
+def _cell(value: float) -> Any:
+    if not math.isfinite(value):
+        return ""
+    if value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return f"{value:.9g}"  # 9 significant digits: every float32 value reads back exactly
+
+
+def write_history(run_dir: Any, history: dict[str, Any], *, population: bool = False) -> None:
+    """Writes ``history.csv`` (see :func:`history_table`) and ``history.json`` (arrays as lists)."""
+    header, rows = history_table(history, population=population)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    run_dir = pathlib.Path(run_dir)
+    write_text(run_dir / "history.csv", buffer.getvalue())
+    write_json(run_dir / "history.json", dict(history))
