@@ -81,11 +81,10 @@ def _population_start(setup: Setup, keys: jax.Array, n: int) -> Any:
     return jax.vmap(member)(keys)
 
 
-def _concat(history: dict | None, new: dict, axis: int) -> dict:
-    new = {k: np.asarray(v) for k, v in new.items()}
-    if history is None:
-        return new
-    return {k: np.concatenate([history[k], new[k]], axis=axis) for k in new}
+def _gather(history: dict | None, parts: list[dict], axis: int) -> dict:
+    """The history so far with the chunks' histories appended (copied to the host)."""
+    pieces = ([history] if history is not None else []) + [{k: np.asarray(v) for k, v in p.items()} for p in parts]
+    return {k: np.concatenate([piece[k] for piece in pieces], axis=axis) for k in pieces[-1]}
 
 
 def _chunk_plan(done: int, total: int, every: int, checkpoint_every: int) -> list[int]:
@@ -123,37 +122,45 @@ def _progress_bar(args: argparse.Namespace, total: int, done: int) -> Any:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=done, unit="epoch", desc="nnjax train", file=sys.stderr, leave=False,
-                dynamic_ncols=True)
+    return tqdm(total=total, initial=done, unit="epoch", desc="nnjax train (compiling)", file=sys.stderr,
+                leave=False, dynamic_ncols=True)
 
 
 def run_training(setup: Setup, ckpt_dir: pathlib.Path, result: Any, done: int) -> tuple[Any, float]:
     """Trains from ``result`` (None: from scratch) after ``done`` epochs up to ``--epochs``.
 
+    Chunks are dispatched before the previous chunk is reported: the host reads metrics and
+    updates the bar while the next chunk computes, so progress costs little loop time. The host
+    waits for the device only to checkpoint, at the end, and after each chunk under early stopping.
+
     Returns the final result (history over every epoch run) and the seconds spent.
     """
     args = setup.args
     run = _chunk_runner(setup)
-    every = _chunk_epochs(args)
     axis = 0 if args.seeds == 1 else 1
     history = None if result is None else {k: np.asarray(v) for k, v in result.history.items()}
     resume = None if result is None else result._replace(history={})
+    parts, shown = [], None
     bar = _progress_bar(args, args.epochs, done)
     start = time.perf_counter()
     try:
-        for size in _chunk_plan(done, args.epochs, every, args.checkpoint_every):
-            chunk = run(resume, size)
+        for size in _chunk_plan(done, args.epochs, _chunk_epochs(args), args.checkpoint_every):
+            chunk = run(resume, size)  # dispatched; it computes while the previous chunk is shown
             resume = chunk._replace(history={})
-            history = _concat(history, chunk.history, axis)
-            result = chunk._replace(history=history)
+            _show(bar, shown, axis)
+            shown = (chunk.history, size)
+            parts.append(chunk.history)
             done += size
+            checkpoint_due = bool(args.checkpoint_every) and done % args.checkpoint_every == 0
+            if not (checkpoint_due or done >= args.epochs or args.early_stopping):
+                continue
+            _show(bar, shown, axis)
+            shown = None
+            history, parts = _gather(history, parts, axis), []
+            result = chunk._replace(history=history)
             stopped = _all_stopped(result)
-            if bar is not None:
-                bar.update(size)
-                bar.set_postfix(format_metrics(jax.tree.map(lambda a: np.asarray(a)[..., -1],
-                                                                           _scalars(chunk.history, axis))))
             finished = done >= args.epochs or stopped
-            if finished or (args.checkpoint_every and done % args.checkpoint_every == 0):
+            if checkpoint_due or finished:
                 checkpoint.save(ckpt_dir, result, step=done, metadata={"epochs_done": done, "finished": finished})
             if stopped:
                 break
@@ -161,6 +168,17 @@ def run_training(setup: Setup, ckpt_dir: pathlib.Path, result: Any, done: int) -
         if bar is not None:
             bar.close()
     return result, time.perf_counter() - start
+
+
+def _show(bar: Any, shown: tuple | None, axis: int) -> None:
+    """Advances the bar over a finished chunk and shows its last epoch's metrics."""
+    if bar is None or shown is None:
+        return
+    bar.set_description("nnjax train", refresh=False)
+    history, size = shown
+    last = {k: np.asarray(v)[..., -1] for k, v in _scalars(history, axis).items()}
+    bar.update(size)
+    bar.set_postfix(format_metrics(last))
 
 
 def _scalars(history: dict, axis: int) -> dict:

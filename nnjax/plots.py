@@ -52,11 +52,18 @@ def save_figure(fig: Any, path: Any, *, dpi: int = 110) -> pathlib.Path:
     try:
         with os.fdopen(handle, "wb") as stream:
             fig.savefig(stream, format="png", dpi=dpi)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual permissions
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _finish(fig: Any, path: Any) -> Any:
@@ -162,8 +169,10 @@ def plot_gradient_norms(history: dict[str, Any], *, path: Any = None, title: str
 def _layer_colors(n: int) -> list:
     from matplotlib import colormaps
 
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
     cmap = colormaps["viridis"]
-    return [cmap(i / max(n - 1, 1)) for i in range(n)]
+    return [cmap(0.9 * i / (n - 1)) for i in range(n)]  # stop before viridis' pale yellow end
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int | None = None) -> np.ndarray:
@@ -201,7 +210,7 @@ def plot_confusion_matrix(
       y_true, y_pred: integer class indices, shape ``(n,)``.
       class_names: names for the classes (their number sets the matrix size).
       path: where to write a PNG (optional).
-      title: the title (default: the accuracy).
+      title: the start of the title; the accuracy and the count are appended.
     """
     counts = confusion_matrix(y_true, y_pred, None if class_names is None else len(class_names))
     k = counts.shape[0]
@@ -223,5 +232,5 @@ def plot_confusion_matrix(
                         color="white" if counts[i, j] > threshold else "black")
     total = counts.sum()
     accuracy = np.trace(counts) / total if total else float("nan")
-    ax.set_title(title or f"confusion matrix (accuracy {accuracy:.3f}, n={total})")
+    ax.set_title(f"{title or 'confusion matrix'} (accuracy {accuracy:.3f}, n={total})")
     return _finish(fig, path)

@@ -44,6 +44,7 @@ def _fit(epochs, resume=None, seed=0):
         None if resume is not None else jax.random.key(seed), NET, (data.x, data.y),
         loss="binary_cross_entropy", optimizer=OPTIMIZER, epochs=epochs, batch_size=24,
         validation=(data.x[:16], data.y[:16]), early_stopping=nnjax.EarlyStopping(patience=50), resume=resume,
+        diagnostics=False,  # a smaller program to compile; the checkpoint is what is tested
     )
 
 

@@ -21,7 +21,7 @@ import pytest
 from sklearn.metrics import r2_score
 
 import nnjax
-from nnjax import checkpoint
+from nnjax import checkpoint, runs
 from nnjax.cli import main
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -266,6 +266,32 @@ def test_evaluate_defaults_to_the_test_split_and_checks_features(tiny, tmp_path,
     np.savez(tmp_path / "five.npz", x=np.zeros((4, 5), np.float32), y=np.zeros(4))
     code, _, err = run(capsys, "evaluate", str(tiny), "--data", str(tmp_path / "five.npz"), "--target", "y")
     assert code == 2 and "trained on 4 features, got 5" in err
+
+
+def test_preprocessing_encodes_targets_for_each_loss_and_decodes_outputs(rng):
+    x = rng.normal(5.0, 2.0, size=(40, 3)).astype(np.float32)
+    labels = rng.integers(0, 2, size=40)
+    kw = dict(task="classification", feature_names=("a", "b", "c"), class_names=("0.0", "1.0"))
+    softmax = runs.Preprocessing.fit(x, labels, loss="softmax_cross_entropy", **kw)
+    np.testing.assert_allclose(softmax.inputs(x).mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(softmax.inputs(x).std(0), 1, rtol=1e-5)
+    logits = rng.standard_normal((40, 2))
+    np.testing.assert_array_equal(softmax.decode(logits), logits.argmax(1))
+    np.testing.assert_allclose(softmax.probabilities(logits).sum(1), 1.0)
+    bce = runs.Preprocessing.fit(x, labels, loss="binary_cross_entropy", **kw)
+    assert bce.n_outputs == 1 and bce.targets(labels).tolist() == labels.astype(float).tolist()
+    np.testing.assert_array_equal(bce.decode(logits[:, :1]), (logits[:, 0] > 0).astype(int))
+    hinge = runs.Preprocessing.fit(x, labels, loss="hinge", **kw)
+    assert hinge.targets(labels).tolist() == (2.0 * labels - 1).tolist()
+    assert softmax.class_indices(["1", "0.0", 1.0], "y").tolist() == [1, 0, 1]  # names or numbers
+    with pytest.raises(ValueError, match="row 1 has class '2', expected one of the training classes"):
+        softmax.class_indices(["2"], "y")
+    y = rng.normal(100.0, 15.0, size=40)
+    reg = runs.Preprocessing.fit(x, y, task="regression", loss="mse", feature_names=("a", "b", "c"))
+    np.testing.assert_allclose(reg.targets(y).mean(), 0, atol=1e-5)
+    np.testing.assert_allclose(reg.decode(reg.targets(y)[:, None]), y, rtol=1e-5)  # round trip
+    with pytest.raises(ValueError, match="expected 3 columns like the training data"):
+        reg.inputs(x[:, :2])
 
 
 def test_help_explains_every_flag_with_its_default(capsys):

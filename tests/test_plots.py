@@ -1,5 +1,6 @@
 """nnjax.plots: figures with the right content, valid PNG files, clear errors."""
 
+import os
 import sys
 
 import numpy as np
@@ -125,6 +126,9 @@ def test_saving_is_atomic_and_leaves_no_temporary_files(tmp_path, rng):
     plots.plot_history(_history(rng, epochs=5), path=path)  # overwrite in place
     assert sorted(p.name for p in path.parent.iterdir()) == ["loss.png"]
     assert_valid_png(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_missing_matplotlib_gives_an_install_hint(monkeypatch):
