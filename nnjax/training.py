@@ -190,7 +190,13 @@ def train_step(
     (total, (per_example, logits, new_state, hidden)), grads = jax.value_and_grad(objective, has_aux=True)(params)
     updates, new_opt_state = cfg.optimizer.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)
-    ok = jnp.isfinite(total) & _all_finite(grads) & _all_finite(new_params)
+    # One sum of squares per gradient leaf gives the global norm and the finiteness
+    # check at once (a norm beyond float32's range counts as non-finite, too).
+    grad_sq = sum(jnp.sum(jnp.square(g)) for g in jax.tree_util.tree_leaves(grads))
+    # A sum is finite only if every entry is (NaN and Inf propagate): one cheap
+    # reduction per leaf instead of an elementwise test and an all().
+    params_sum = sum(jnp.sum(p) for p in jax.tree_util.tree_leaves(new_params))
+    ok = jnp.isfinite(total) & jnp.isfinite(grad_sq) & jnp.isfinite(params_sum)
     params_out = _tree_select(ok, new_params, params)
     state_out = _tree_select(ok, new_state, state)
     opt_out = _tree_select(ok, new_opt_state, opt_state)
@@ -205,7 +211,7 @@ def train_step(
         loss_sum=jnp.sum(jnp.where(w > 0, per_example, 0.0) * w),
         weight_sum=jnp.sum(w),
         correct_sum=jnp.sum(correct * w),
-        grad_norm=optax.global_norm(jax.tree.map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), grads)),
+        grad_norm=jnp.sqrt(grad_sq),
         applied=ok,
         layers=layers,
     )
@@ -271,7 +277,7 @@ def _train_epoch(cfg: FitConfig, key, data, hp, ts: TrainState):
     weight_sum = jnp.sum(infos.weight_sum)
     metrics = {
         "loss": jnp.sum(infos.loss_sum) / weight_sum,
-        "grad_norm": jnp.sum(infos.grad_norm * applied) / jnp.where(n_applied > 0, n_applied, jnp.nan),
+        "grad_norm": jnp.sum(jnp.where(infos.applied, infos.grad_norm, 0.0)) / jnp.where(n_applied > 0, n_applied, jnp.nan),
         "skipped": cfg.steps - jnp.sum(infos.applied.astype(jnp.int32)),
     }
     if cfg.loss.classification:
