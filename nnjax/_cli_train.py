@@ -298,6 +298,8 @@ def _default_out(setup: Setup) -> pathlib.Path:
 
 def _config(setup: Setup) -> dict:
     saved = {k: v for k, v in vars(setup.args).items() if k not in RUN_CONTROL}
+    if setup.source.get("path"):
+        saved["data"] = setup.source["path"]  # absolute: --config and --resume work from any folder
     return {"args": saved, "data": setup.source, "argv": sys.argv[1:],
             "versions": {"nnjax": nnjax.__version__, "jax": jax.__version__, "python": sys.version.split()[0]},
             "written": datetime.datetime.now().isoformat(timespec="seconds")}

@@ -21,7 +21,7 @@ from typing import Sequence
 
 from nnjax import runs
 
-__all__ = ["RUN_CONTROL", "UsageError", "build_parser", "main"]
+__all__ = ["RUN_CONTROL", "TRAIN_FLAGS", "UsageError", "build_parser", "main"]
 
 #: Flags that steer a run but not its result (left out of config.json).
 RUN_CONTROL = {"command", "out", "resume", "config", "quiet", "json", "no_plots", "checkpoint_every", "progress_every"}
@@ -37,77 +37,104 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except where there is none to show (None, on/off switches)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _fmt() -> type:
-    return argparse.ArgumentDefaultsHelpFormatter
+    return _HelpFormatter
+
+
+_SWITCH = {"action": "store_true"}
+
+#: nnjax train's flags by group: (flag, argparse options, help).
+TRAIN_FLAGS = {
+    "data": [
+        ("--dataset", {"default": "digits", "metavar": "NAME"}, "a bundled dataset (digits, iris, wine, "
+         "breast_cancer, diabetes, xor, moons, spirals, blobs, regression); ignored with --data"),
+        ("--data", {"metavar": "FILE"}, "a .csv file (with a header row) or .npz file of your own"),
+        ("--target", {"metavar": "COLUMN"}, "the target column of a CSV (required with a CSV), or the target array "
+         "of an NPZ (y if not given)"),
+        ("--x-key", {"default": "x", "metavar": "KEY"}, "the feature array of an .npz file"),
+        ("--task", {"default": "auto", "choices": ("auto", "classification", "regression")},
+         "auto: text or whole-number targets are classes, anything else regression"),
+        ("--test-fraction", {"type": float, "default": 0.2, "metavar": "F"}, "share of rows held out for the test"),
+        ("--validation-fraction", {"type": float, "default": 0.1, "metavar": "F"},
+         "share of rows scored after every epoch (0: none)"),
+        ("--no-standardize", _SWITCH, "feed the raw features instead of standardising them with the training "
+         "split's mean and standard deviation"),
+    ],
+    "model": [
+        ("--hidden", {"default": "128,64", "metavar": "WIDTHS"}, "hidden layer widths, comma separated ('' for none)"),
+        ("--activation", {"default": "relu", "metavar": "NAME"}, "hidden activation, or one per layer comma separated"),
+        ("--init", {"default": "auto", "metavar": "NAME"}, "weight init (he_normal, xavier_normal, lecun_normal, "
+         "normal, ...); auto: He for ReLU-like activations, Xavier otherwise"),
+        ("--output", {"default": "auto", "metavar": "NAME"}, "output activation (softmax, sigmoid, identity, sign, "
+         "step); auto: from the loss"),
+        ("--dropout", {"default": "0", "metavar": "RATE"},
+         "probability of dropping a hidden unit, one or one per layer"),
+        ("--batch-norm", _SWITCH, "batch-normalise the hidden layers"),
+        ("--residual", _SWITCH, "skip connections between hidden layers"),
+    ],
+    "training": [
+        ("--loss", {"default": "auto", "metavar": "NAME"}, "mse, softmax_cross_entropy, binary_cross_entropy, hinge; "
+         "auto: softmax cross-entropy for classes, mse for regression"),
+        ("--optimizer", {"default": "adam", "metavar": "NAME"},
+         "sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad"),
+        ("--lr", {"type": float, "default": 1e-3, "metavar": "RATE"}, "learning rate (peak rate of a schedule)"),
+        ("--momentum", {"type": float, "default": 0.9, "metavar": "M"}, "for momentum and nesterov"),
+        ("--schedule", {"default": "constant", "metavar": "NAME"},
+         "constant, exponential, cosine, step, warmup_cosine"),
+        ("--decay-rate", {"type": float, "default": 0.5, "metavar": "F"}, "factor of the exponential/step schedules"),
+        ("--decay-epochs", {"type": int, "default": 10, "metavar": "N"}, "epochs per decay of exponential/step"),
+        ("--warmup-epochs", {"type": int, "default": 0, "metavar": "N"}, "linear warm-up of warmup_cosine"),
+        ("--epochs", {"type": int, "default": 40, "metavar": "N"}, "passes over the training data"),
+        ("--batch-size", {"type": int, "default": 32, "metavar": "N"}, "examples per minibatch"),
+        ("--drop-last", _SWITCH, "drop the short last batch instead of padding and masking it"),
+        ("--l1", {"type": float, "default": 0.0, "metavar": "S"}, "L1 penalty strength on the weights"),
+        ("--l2", {"type": float, "default": 0.0, "metavar": "S"}, "L2 penalty strength on the weights"),
+        ("--clip-norm", {"type": float, "metavar": "NORM"}, "clip the gradients' global norm"),
+        ("--clip-value", {"type": float, "metavar": "V"}, "clip each gradient entry to +-V"),
+        ("--early-stopping", {"type": int, "default": 0, "metavar": "PATIENCE"},
+         "stop after PATIENCE epochs without improvement and keep the best epoch (0: off)"),
+        ("--min-delta", {"type": float, "default": 0.0, "metavar": "D"}, "smallest change early stopping counts"),
+        ("--seeds", {"type": int, "default": 1, "metavar": "N"}, "train a population of N models at once"),
+        ("--seed", {"type": int, "default": 0, "metavar": "N"}, "seeds the split, the initial weights, the shuffles"),
+    ],
+    "run": [
+        ("--out", {"metavar": "DIR"}, "the run directory (default: runs/<data>-<date>-<time>)"),
+        ("--resume", {"metavar": "DIR"}, "continue the run in DIR from its newest checkpoint"),
+        ("--config", {"metavar": "FILE"}, "take the settings of a run's config.json (flags given override them)"),
+        ("--checkpoint-every", {"type": int, "default": 10, "metavar": "K"},
+         "checkpoint every K epochs and at the end (0: only at the end)"),
+        ("--progress-every", {"type": int, "default": 0, "metavar": "E"},
+         "epochs per compiled chunk between progress updates (0: about 20 updates)"),
+        ("--no-plots", _SWITCH, "skip the PNG plots"),
+        ("--quiet", _SWITCH, "no progress bar and no summary"),
+        ("--json", _SWITCH, "print one JSON summary line (and nothing else) on stdout"),
+    ],
+}
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="digits", help="a bundled dataset (digits, iris, wine, breast_cancer, "
-                      "diabetes, xor, moons, spirals, blobs, regression); ignored with --data")
-    data.add_argument("--data", metavar="FILE", help="a .csv file (with a header row) or .npz file of your own")
-    data.add_argument("--target", metavar="COLUMN", help="the target column of a CSV (required) or array of an NPZ "
-                      "(default y)")
-    data.add_argument("--x-key", default="x", help="the feature array of an .npz file")
-    data.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
-                      help="auto: text or whole-number targets are classes, anything else regression")
-    data.add_argument("--test-fraction", type=float, default=0.2, help="share of rows held out for the final test")
-    data.add_argument("--validation-fraction", type=float, default=0.1,
-                      help="share of rows scored after every epoch (0: none)")
-    data.add_argument("--no-standardize", action="store_true",
-                      help="feed raw features (default: standardise with the training split's statistics)")
-    model = p.add_argument_group("model")
-    model.add_argument("--hidden", default="128,64", help="hidden layer widths, comma separated ('' for none)")
-    model.add_argument("--activation", default="relu", help="hidden activation, or one per layer comma separated")
-    model.add_argument("--init", default="auto", help="weight init (he_normal, xavier_normal, lecun_normal, normal, "
-                       "...); auto: He for ReLU-like activations, Xavier otherwise")
-    model.add_argument("--output", default="auto", help="output activation (softmax, sigmoid, identity, sign, "
-                       "step); auto: from the loss")
-    model.add_argument("--dropout", default="0", help="probability of dropping a hidden unit, one or one per layer")
-    model.add_argument("--batch-norm", action="store_true", help="batch-normalise hidden layers")
-    model.add_argument("--residual", action="store_true", help="skip connections between hidden layers")
-    fit = p.add_argument_group("training")
-    fit.add_argument("--loss", default="auto", help="mse, softmax_cross_entropy, binary_cross_entropy, hinge; auto: "
-                     "softmax cross-entropy for classes, mse for regression")
-    fit.add_argument("--optimizer", default="adam", help="sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad")
-    fit.add_argument("--lr", type=float, default=1e-3, help="learning rate (peak rate of a schedule)")
-    fit.add_argument("--momentum", type=float, default=0.9, help="for momentum and nesterov")
-    fit.add_argument("--schedule", default="constant", help="constant, exponential, cosine, step, warmup_cosine")
-    fit.add_argument("--decay-rate", type=float, default=0.5, help="factor of the exponential and step schedules")
-    fit.add_argument("--decay-epochs", type=int, default=10, help="epochs per decay of exponential/step schedules")
-    fit.add_argument("--warmup-epochs", type=int, default=0, help="linear warm-up of warmup_cosine")
-    fit.add_argument("--epochs", type=int, default=40, help="passes over the training data")
-    fit.add_argument("--batch-size", type=int, default=32, help="examples per minibatch")
-    fit.add_argument("--drop-last", action="store_true", help="drop the short last batch (default: pad and mask)")
-    fit.add_argument("--l1", type=float, default=0.0, help="L1 penalty strength on weights")
-    fit.add_argument("--l2", type=float, default=0.0, help="L2 penalty strength on weights")
-    fit.add_argument("--clip-norm", type=float, default=None, help="clip the gradients' global norm")
-    fit.add_argument("--clip-value", type=float, default=None, help="clip each gradient entry to +-value")
-    fit.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
-                     help="stop after PATIENCE epochs without improvement and keep the best epoch (0: off)")
-    fit.add_argument("--min-delta", type=float, default=0.0, help="smallest improvement early stopping counts")
-    fit.add_argument("--seeds", type=int, default=1, help="train a population of this many models at once")
-    fit.add_argument("--seed", type=int, default=0, help="seeds the split, the initial weights and the shuffles")
-    run = p.add_argument_group("run")
-    run.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<time>)")
-    run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
-    run.add_argument("--config", metavar="FILE", help="take the settings of a run's config.json (flags override)")
-    run.add_argument("--checkpoint-every", type=int, default=10, metavar="K", help="checkpoint every K epochs "
-                     "(and at the end; 0: only at the end)")
-    run.add_argument("--progress-every", type=int, default=0, metavar="E",
-                     help="epochs per compiled chunk between progress updates (0: about 20 updates)")
-    run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    run.add_argument("--json", action="store_true", help="print one JSON summary line (and nothing else) on stdout")
+    for group, flags in TRAIN_FLAGS.items():
+        adder = p.add_argument_group(group)
+        for flag, options, text in flags:
+            adder.add_argument(flag, help=text, **options)
 
 
 def _add_model_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("run_dir", metavar="DIR", help="a run directory written by nnjax train")
     p.add_argument("--data", metavar="FILE", help=f"a .csv or .npz file to {what} (features named as in training)")
-    p.add_argument("--dataset", help=f"a bundled dataset to {what}")
+    p.add_argument("--dataset", metavar="NAME", help=f"a bundled dataset to {what}")
     p.add_argument("--target", metavar="COLUMN", help="the target column/array (default: as in training)")
-    p.add_argument("--x-key", default="x", help="the feature array of an .npz file")
-    p.add_argument("--member", type=int, default=None, help="population member to use (default: the best)")
+    p.add_argument("--x-key", default="x", metavar="KEY", help="the feature array of an .npz file")
+    p.add_argument("--member", type=int, metavar="I", default=None, help="population member to use (default: the best)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -309,7 +309,7 @@ def history_table(history: dict[str, Any], *, population: bool = False) -> tuple
         else:
             columns += [f"{name}_{i + 1}" for i in range(values.shape[-1])]
         blocks.append(values)
-    table = np.concatenate([b.astype(np.float64) for b in blocks], axis=-1) if blocks else np.zeros((members, epochs, 0))
+    table = np.concatenate([b.astype(np.float64) for b in blocks], axis=-1)
     header = (["member"] if population else []) + ["epoch"] + columns
     rows = []
     for m in range(members):

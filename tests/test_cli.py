@@ -133,7 +133,8 @@ def test_resume_continues_bit_for_bit(tiny, tmp_path, capsys):
     code, out, err = run(capsys, "train", "--resume", str(short), "--epochs", "4", "--progress-every", "2", "--quiet")
     assert code == 0
     assert_trees_bitwise_equal(final_tree(short), final_tree(tiny))
-    assert json.loads((short / "metrics.json").read_text())["test"] == json.loads((tiny / "metrics.json").read_text())["test"]
+    tested = [json.loads((d / "metrics.json").read_text())["test"] for d in (short, tiny)]
+    assert tested[0] == tested[1]
     # A finished run has nothing left to do; its settings cannot change on resume.
     assert run(capsys, "train", "--resume", str(short), "--quiet")[0] == 0
     code, _, err = run(capsys, "train", "--resume", str(short), "--lr", "0.5")
@@ -196,6 +197,9 @@ def test_csv_run_then_evaluate_and_predict_a_file_with_columns_reordered(tmp_pat
     prep = json.loads((out / "preprocessing.json").read_text())
     assert prep["feature_names"] == ["height", "width", "depth", "weight"]
     assert prep["class_names"] == ["blue", "green", "red"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["args"]["data"] == str((tmp_path / "blobs.csv").resolve())  # usable from any folder
+    assert len(config["data"]["sha256"]) == 64
 
     order = [3, 0, 4, 2, 1]
     with open(tmp_path / "blobs.csv", newline="") as stream:
@@ -250,7 +254,8 @@ def test_population_regression_from_npz(tmp_path, rng, capsys):
 
     code, stdout, _ = run(capsys, "evaluate", str(out), "--data", str(tmp_path / "lin.npz"), "--json")
     scored = last_json(stdout)
-    assert run(capsys, "predict", str(out), "--data", str(tmp_path / "lin.npz"), "--out", str(tmp_path / "p.csv"))[0] == 0
+    code, _, _ = run(capsys, "predict", str(out), "--data", str(tmp_path / "lin.npz"), "--out", str(tmp_path / "p.csv"))
+    assert code == 0
     predicted = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1)
     assert scored["r2"] == pytest.approx(r2_score(y, predicted), abs=1e-5)
     assert scored["rmse"] == pytest.approx(np.sqrt(np.mean((predicted - y) ** 2)), rel=1e-4)
