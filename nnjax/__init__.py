@@ -52,3 +52,8 @@ __all__ += ["SweepResult", "best_index", "fit_population", "parallel", "populati
 from nnjax import perceptron, text  # noqa: E402
 
 __all__ += ["perceptron", "text"]
+
+# Checkpoints, run directories and plots; the `nnjax` command is nnjax.cli (issue 7).
+from nnjax import checkpoint, plots, runs  # noqa: E402
+
+__all__ += ["checkpoint", "plots", "runs"]
