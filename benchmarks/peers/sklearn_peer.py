@@ -44,6 +44,9 @@ class SklearnTrainer(Trainer):
         params = self.workload.init_params[member]
         self.model.coefs_ = [p["w"].copy() for p in params]  # updated in place by sklearn: copy
         self.model.intercepts_ = [p["b"].copy() for p in params]
+        # warm_start keeps the best loss of the previous run; reset it, or the no-improvement counter
+        # stops this run after an epoch or two
+        self.model.best_loss_, self.model._no_improvement_count, self.model.loss_curve_ = np.inf, 0, []
         self.model.set_params(max_iter=self.workload.epochs, random_state=seed * 1009 + member)
         self._fit()
         self.models[member] = ([c.copy() for c in self.model.coefs_], [b.copy() for b in self.model.intercepts_])
