@@ -48,6 +48,11 @@ from nnjax.sweeps import SweepResult, sweep  # noqa: E402
 
 __all__ += ["SweepResult", "best_index", "fit_population", "parallel", "population", "select", "sweep", "sweeps"]
 
+# Diagnosing vanishing and exploding gradients (issue 5).
+from nnjax.diagnose import Diagnosis, diagnose  # noqa: E402
+
+__all__ += ["Diagnosis", "diagnose"]
+
 # The perceptron and text models on token ids (issue 4).
 from nnjax import perceptron, text  # noqa: E402
 

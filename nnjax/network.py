@@ -242,7 +242,8 @@ def apply_with_state(
       dropout: overrides ``net.dropout``: a scalar (possibly traced, e.g. under
         ``jax.vmap``) or one rate per hidden layer.
       row_weights: per-row weights for batch-norm statistics (0 excludes padded rows).
-      return_hidden: also return the list of hidden-layer outputs (before dropout).
+      return_hidden: also return each hidden layer's activation ``act(bn(z))`` (before the
+        residual skip is added and before dropout).
 
     Returns:
       ``(logits, new_state)``, or ``(logits, new_state, hidden)`` with ``return_hidden``.
@@ -271,9 +272,10 @@ def apply_with_state(
             if net.batch_norm:
                 z, stats = _batch_norm(z, layer, stats, net, train, row_weights)
             out = activations.get(net.hidden_activations[i])(z)
+            # the activation itself, before skip and dropout: a dead ReLU is 0 here even in a residual net
+            hidden.append(out)
             if net.has_skip(i):
                 out = out + (h @ layer["proj"] if "proj" in layer else h)
-            hidden.append(out)  # before dropout: diagnostics look at what the layer computes
             if train and (dynamic or rates[i] > 0):
                 out = out * dropout_mask(jax.random.fold_in(key, i), rates[i], out.shape, out.dtype)
             new_state.append(stats)
