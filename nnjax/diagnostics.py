@@ -54,8 +54,8 @@ def layer_stats(params: Params, grads: Params, updates: Params) -> dict[str, jax
 
     Returns:
       ``{"grad_sq": sum g^2, "weight_sq": sum W^2, "update_sq": sum u^2,
-      "grad_above_1": count |g| > 1, "nonfinite": NaN/Inf entries of every
-      gradient leaf of the layer}``, over the weight matrix ``"w"`` except the last.
+      "grad_above_1": count |g| > 1, "nonfinite": count of NaN/Inf}``: the first
+      four over the weight matrix ``"w"``, the count over every gradient leaf of the layer.
     """
     out: dict[str, list] = {"grad_sq": [], "weight_sq": [], "update_sq": [], "grad_above_1": [], "nonfinite": []}
     for p, g, u in zip(params, grads, updates):

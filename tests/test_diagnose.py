@@ -1,0 +1,228 @@
+"""nnjax.diagnose: verdicts on constructed histories and on real deep networks trained for a few epochs."""
+
+import importlib.util
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nnjax
+
+# ---------------------------------------------------------------------------------------------
+# constructed histories: each sign on its own
+
+
+def make_history(epochs=6, layers=4, *, grad=None, weight=None, ratio=None, above=None, nonfinite=None, loss=None):
+    """A history with healthy defaults; every argument overrides one key (broadcast to (epochs, layers))."""
+
+    def full(value, default):
+        return np.broadcast_to(np.asarray(default if value is None else value, np.float64), (epochs, layers)).copy()
+
+    return {
+        "loss": np.linspace(2.3, 1.0, epochs) if loss is None else np.asarray(loss, np.float64),
+        "layer_grad_norm": full(grad, 0.5),
+        "layer_weight_norm": full(weight, 3.0),
+        "layer_update_ratio": full(ratio, 1e-2),
+        "layer_grad_above_1": full(above, 0.0),
+        "layer_nonfinite": full(nonfinite, 0.0),
+        "dead_units": np.zeros((epochs, layers - 1)),
+        "skipped": np.zeros(epochs, np.int32),
+        "stopped": np.zeros(epochs, bool),
+    }
+
+
+def test_healthy_history():
+    d = nnjax.diagnose(make_history())
+    assert d.verdict == "healthy"
+    assert d.layers == () and d.remedies == () and d.signs == ()
+    assert "HEALTHY" in str(d)
+
+
+def test_vanishing_when_early_gradients_are_orders_of_magnitude_smaller():
+    grads = np.array([1e-9, 1e-5, 1e-2, 1.0])
+    d = nnjax.diagnose(make_history(grad=grads))
+    assert d.verdict == "vanishing"
+    assert d.layers == (0, 1)  # 1e-2 is above the default threshold of 1e-3
+    np.testing.assert_allclose(d.evidence["min_grad_ratio"], 1e-9)
+    np.testing.assert_allclose(d.per_layer["grad_ratio"], grads)
+    text = d.report()
+    assert "layer 1" in text and "layer 2" in text and "residual=True" in text and "batch_norm=True" in text
+    # the threshold is a keyword argument
+    assert nnjax.diagnose(make_history(grad=grads), vanishing_ratio=1e-10).verdict == "healthy"
+    assert nnjax.diagnose(make_history(grad=grads), vanishing_ratio=0.1).layers == (0, 1, 2)
+
+
+def test_vanishing_when_loss_stalls_and_early_weights_barely_move_or_shrink():
+    flat = np.full(6, 2.30) - np.arange(6) * 1e-4
+    still = make_history(ratio=[1e-9, 1e-3, 1e-3, 1e-3], loss=flat)
+    assert nnjax.diagnose(still).verdict == "vanishing"
+    assert nnjax.diagnose(still).layers == (0,)
+    shrinking = make_history(weight=np.linspace(3.0, 0.3, 6)[:, None] * np.ones(4), loss=flat)
+    assert nnjax.diagnose(shrinking).verdict == "vanishing"
+    # the same weights with an improving loss: no verdict from these weak signs alone
+    assert nnjax.diagnose(make_history(ratio=[1e-9, 1e-3, 1e-3, 1e-3])).verdict == "healthy"
+
+
+def test_exploding_on_nan_counts_and_skipped_steps():
+    nonfinite = np.zeros((6, 4))
+    nonfinite[3, 2:] = 17
+    d = nnjax.diagnose(make_history(nonfinite=nonfinite))
+    assert d.verdict == "exploding" and d.layers == (2, 3)
+    assert d.evidence["nonfinite_entries"] == 34
+    assert "clip_norm" in d.report() and "output layer" in d.report()
+    h = make_history()
+    h["skipped"][2] = 5
+    assert nnjax.diagnose(h).verdict == "exploding"
+    h = make_history(loss=[2.0, 1.5, np.nan, np.nan, np.nan, np.nan])  # ran, but diverged
+    assert nnjax.diagnose(h).evidence["nonfinite_loss_epochs"] == 4
+
+
+def test_exploding_on_gradients_consistently_above_one_with_an_unstable_loss():
+    above = np.zeros((6, 4))
+    above[1:, 0] = 0.2  # 5 of 6 epochs, the last included
+    swings = [2.3, 1.0, 3.0, 1.2, 4.0, 2.0]
+    d = nnjax.diagnose(make_history(above=above, loss=swings))
+    assert d.verdict == "exploding" and d.layers == (0,)
+    np.testing.assert_allclose(d.evidence["max_above_1_share"], 5 / 6)
+    stalled = np.linspace(2.3, 2.299, 6)
+    assert nnjax.diagnose(make_history(above=above, loss=stalled)).verdict == "exploding"
+    growing = np.geomspace(1.0, 50.0, 6)[:, None] * np.ones(4)
+    assert nnjax.diagnose(make_history(above=above, weight=growing)).verdict == "exploding"
+    # thresholds are keyword arguments
+    assert nnjax.diagnose(make_history(above=above, loss=swings), above_1_fraction=0.5).verdict == "healthy"
+    assert nnjax.diagnose(make_history(above=above, loss=swings), consistency=0.9).verdict == "healthy"
+
+
+def test_large_gradients_alone_are_not_exploding():
+    above = np.zeros((6, 4))
+    above[1:, 0] = 0.2
+    held = nnjax.diagnose(make_history(above=above))  # loss falls steadily, weights steady: e.g. clipped
+    assert held.verdict == "healthy" and "kept in check" in held.notes[0]
+    above[-1, 0] = 0.0  # 4 of 6 epochs, gone by the last one: the run recovered
+    recovered = nnjax.diagnose(make_history(above=above, loss=[2.3, 1.0, 3.0, 1.2, 4.0, 2.0]))
+    assert recovered.verdict == "healthy" and "recovered" in recovered.notes[0]
+
+
+def test_exploding_needs_weight_growth_and_loss_swings_together():
+    growth = np.geomspace(1.0, 50.0, 6)[:, None] * np.ones(4)
+    swings = [2.3, 1.0, 3.0, 1.2, 4.0, 2.0]
+    assert nnjax.diagnose(make_history(weight=growth, loss=swings)).verdict == "exploding"
+    assert nnjax.diagnose(make_history(weight=growth)).verdict == "healthy"  # growth, steady descent
+    assert nnjax.diagnose(make_history(loss=swings)).verdict == "healthy"  # swings, no growth
+    np.testing.assert_allclose(nnjax.diagnose(make_history(loss=swings)).evidence["max_loss_rise"], 2.8 / 2.3)
+
+
+def test_epochs_after_a_stop_are_ignored():
+    grads = np.array([1e-9, 1e-5, 1e-2, 1.0])
+    h = make_history(epochs=4, grad=grads)
+    padded = {k: np.concatenate([v, np.full((3,) + v.shape[1:], np.nan if v.dtype.kind == "f" else 0, v.dtype)])
+              for k, v in h.items()}
+    padded["stopped"][4:] = True
+    for hist in (padded, {k: v for k, v in padded.items() if k != "stopped"}):  # with and without "stopped"
+        d = nnjax.diagnose(hist)
+        assert d.epochs_used == (0, 1, 2, 3)
+        assert d.verdict == "vanishing" and d.evidence["loss_last"] == h["loss"][-1]
+
+
+def test_accepts_jax_arrays():
+    h = make_history(grad=[1e-9, 1e-5, 1e-2, 1.0])
+    as_jax = {k: jnp.asarray(v) for k, v in h.items()}
+    assert nnjax.diagnose(as_jax).verdict == "vanishing"
+
+
+def test_errors_name_the_argument():
+    h = make_history()
+    with pytest.raises(ValueError, match="diagnostics=True"):
+        nnjax.diagnose({"loss": h["loss"]})
+    with pytest.raises(ValueError, match="single run"):
+        nnjax.diagnose({k: np.stack([v, v]) for k, v in h.items()})
+    with pytest.raises(ValueError, match="at least one epoch"):
+        nnjax.diagnose({**h, "stopped": np.ones(6, bool)})
+    with pytest.raises(ValueError, match="vanishing_ratio"):
+        nnjax.diagnose(h, vanishing_ratio=0.0)
+    with pytest.raises(TypeError, match="history"):
+        nnjax.diagnose([1, 2, 3])
+
+
+# ---------------------------------------------------------------------------------------------
+# real runs: the experiments of examples/vanishing_gradients.py and examples/exploding_gradients.py
+# in their --quick setting (10 hidden layers of 32, 384 digits, a few epochs). The smoke tests of the
+# examples run the same settings, so in one pytest process the compiled programs are shared.
+
+
+def load_example(name: str):
+    """The module ``examples/<name>.py``, imported once per process under a fixed name."""
+    module_name = f"nnjax_example_{name}"
+    if module_name not in sys.modules:
+        path = pathlib.Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+@pytest.fixture(scope="module")
+def vanishing_runs():
+    runs = load_example("vanishing_gradients").experiment(quick=True)
+    assert list(runs) == ["sigmoid + normal init", "relu + He init", "sigmoid + batch norm", "sigmoid + residual"]
+    assert all(len(run.result.params) == 11 for run in runs.values())  # 10 hidden layers and the output
+    return runs
+
+
+@pytest.fixture(scope="module")
+def exploding_runs():
+    runs = load_example("exploding_gradients").experiment(quick=True)
+    assert list(runs) == ["sgd lr 0.3", "+ clip_norm=1.0", "+ warm-up/cosine schedule", "adam 1e-3"]
+    return runs
+
+
+def test_deep_sigmoid_with_small_normal_init_vanishes(vanishing_runs):
+    d = vanishing_runs["sigmoid + normal init"].diagnosis
+    assert d.verdict == "vanishing", d.report()
+    assert 0 in d.layers  # the first layer is the one starved
+    # the gradient shrinks layer by layer towards the input
+    assert np.all(np.diff(np.log(d.per_layer["grad_norm"])) > 0)
+    assert d.evidence["min_grad_ratio"] < 1e-6
+    assert d.evidence["loss_improvement"] < 0.05  # barely learns
+
+
+@pytest.mark.parametrize("remedy", ["relu + He init", "sigmoid + batch norm", "sigmoid + residual"])
+def test_remedies_for_vanishing_train_and_are_healthy(vanishing_runs, remedy):
+    baseline = vanishing_runs["sigmoid + normal init"]
+    run = vanishing_runs[remedy]
+    assert run.diagnosis.verdict == "healthy", run.diagnosis.report()
+    assert run.diagnosis.evidence["min_grad_ratio"] > 1e3 * baseline.diagnosis.evidence["min_grad_ratio"]
+    h = run.history
+    assert h["loss"][-1] < 0.85 * h["loss"][0]  # it trains (chance accuracy is 10%)
+    assert h["accuracy"][-1] > 0.4 and baseline.history["accuracy"][-1] < 0.2
+
+
+def test_large_init_and_high_learning_rate_explode_and_the_guard_catches_nan(exploding_runs):
+    run = exploding_runs["sgd lr 0.3"]
+    d = run.diagnosis
+    assert d.verdict == "exploding", d.report()
+    assert d.evidence["skipped_steps"] > 0 and d.evidence["nonfinite_entries"] > 0
+    assert "clip_norm" in d.report()
+    # the guard never let a non-finite value into the parameters
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(run.result.params))
+
+
+@pytest.mark.parametrize("fix", ["+ clip_norm=1.0", "+ warm-up/cosine schedule", "adam 1e-3"])
+def test_clipping_schedule_and_adam_fix_the_explosion(exploding_runs, fix):
+    run = exploding_runs[fix]
+    assert run.diagnosis.verdict == "healthy", run.diagnosis.report()
+    h = run.history
+    assert h["skipped"].sum() == 0 and np.all(np.isfinite(h["loss"]))
+    assert h["loss"][-1] < 0.5 * h["loss"][0]
+
+
+def test_diagnose_takes_a_fit_result(vanishing_runs):
+    run = vanishing_runs["relu + He init"]
+    from_result, from_history = nnjax.diagnose(run.result), nnjax.diagnose(run.history)
+    assert from_result.verdict == from_history.verdict
+    for name, value in from_history.evidence.items():
+        np.testing.assert_allclose(from_result.evidence[name], value, rtol=1e-6, err_msg=name)
