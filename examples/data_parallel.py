@@ -74,21 +74,23 @@ def main(argv: list[str] | None = None) -> dict:
     alone, one_seconds = _common.timed(single_device)
 
     loss_dp, loss_one = np.asarray(sharded.history["loss"]), np.asarray(alone.history["loss"])
-    weight_gap = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-                     for a, b in zip(jax.tree_util.tree_leaves(sharded.params), jax.tree_util.tree_leaves(alone.params)))
+    leaves = zip(jax.tree_util.tree_leaves(sharded.params), jax.tree_util.tree_leaves(alone.params))
+    weight_gap = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in leaves)
     if main_process:
         _common.section(f"{jax.process_count()} process(es), {n_devices} devices "
                         f"({jax.devices()[0].platform}), batch {batch} = {batch // n_devices} rows per device")
+        acc_one, acc_dp = (f"{float(r.history['val_accuracy'][-1]):.1%}" for r in (alone, sharded))
         _common.table(["run", "final loss", "val accuracy", "seconds"],
-                      [["single device", float(loss_one[-1]), f"{float(alone.history['val_accuracy'][-1]):.1%}", one_seconds],
-                       ["data parallel", float(loss_dp[-1]), f"{float(sharded.history['val_accuracy'][-1]):.1%}", dp_seconds]])
+                      [["single device", float(loss_one[-1]), acc_one, one_seconds],
+                       ["data parallel", float(loss_dp[-1]), acc_dp, dp_seconds]])
         rel = float(np.max(np.abs(loss_dp - loss_one) / np.abs(loss_one)))
+        slower = "; at this size the per-step all-reduce costs more than splitting the small matrices saves"
         _common.conclude(
             f"the data-parallel run {'matches' if rel < 1e-4 else 'differs from'} the single-device run: epoch losses "
             f"agree to {rel:.1e} relative and the weights to {weight_gap:.1e} absolute "
             f"({'float32 rounding' if rel < 1e-4 else 'more than float32 rounding'}).",
             f"splitting each batch over {n_devices} devices took {dp_seconds:.2f} s against {one_seconds:.2f} s on one "
-            f"device ({one_seconds / dp_seconds:.2f}x speed-up{'; at this size the per-step all-reduce costs more than splitting the small matrices saves' if dp_seconds > one_seconds else ''}).",
+            f"device ({one_seconds / dp_seconds:.2f}x speed-up{slower if dp_seconds > one_seconds else ''}).",
         )
     measured = {"multi_process": multi, "loss": loss_dp, "single": loss_one, "weight_gap": weight_gap,
                 "processes": jax.process_count(), "devices": n_devices}

@@ -77,12 +77,14 @@ def main(argv: list[str] | None = None) -> dict:
     gain = test_acc[best] - test_acc[median_member]
     rank_of_best_on_test = int(np.sum(test_acc > test_acc[best])) + 1
     per_model = pop_seconds / members
+    mattered = "mattered" if test_acc.max() - test_acc.min() > 0.01 else "hardly mattered"
     _common.conclude(
         f"the starts ended with validation losses from {val_loss.min():.3f} to {val_loss.max():.3f} "
         f"(spread {val_loss.max() - val_loss.min():.3f}) and test accuracies from {test_acc.min():.1%} to "
-        f"{test_acc.max():.1%}: the initialisation {'mattered' if test_acc.max() - test_acc.min() > 0.01 else 'hardly mattered'} here.",
-        f"member {best}, chosen on validation loss, scored {test_acc[best]:.1%} on test against {test_acc[median_member]:.1%} "
-        f"for the median member ({gain * 100:+.1f} points); it ranks {rank_of_best_on_test} of {members} on test.",
+        f"{test_acc.max():.1%}: the initialisation {mattered} here.",
+        f"member {best}, chosen on validation loss, scored {test_acc[best]:.1%} on test against "
+        f"{test_acc[median_member]:.1%} for the median member ({gain * 100:+.1f} points); it ranks "
+        f"{rank_of_best_on_test} of {members} on test.",
         f"the population of {members} took {pop_seconds:.2f} s ({per_model * 1e3:.1f} ms per model) against "
         f"{one_seconds:.2f} s for one model alone: {members} models cost {pop_seconds / one_seconds:.1f}x one.",
     )

@@ -79,6 +79,7 @@ class _Spec(NamedTuple):
     optimizer: Any  # a name, a factory lr -> GradientTransformation, or a GradientTransformation
     fit_kwargs: tuple  # sorted (name, value) pairs forwarded to fit()
     mesh: Any  # jax.sharding.Mesh or None
+    chunk_size: int | None = None  # members trained together; groups run one after another
 
 
 def scale_weights(params: Params, scale: jax.Array | float) -> Params:
@@ -118,8 +119,8 @@ def _member(spec: _Spec, arrays, key, hp, resume) -> FitResult:
     if spec.mesh is not None and "data" in spec.mesh.axis_names:
         kwargs["batch_sharding"] = parallel_lib.batch_sharding(spec.mesh)
     return fit(
-        key, spec.net, (x, y), optimizer=optimizer, l1=hp["l1"], l2=hp["l2"], dropout=hp.get("dropout"),
-        sample_weight=w, validation=validation, params=params, resume=resume, **kwargs,
+        key, spec.net, (x, y), optimizer=optimizer, l1=hp.get("l1", 0.0), l2=hp.get("l2", 0.0),
+        dropout=hp.get("dropout"), sample_weight=w, validation=validation, params=params, resume=resume, **kwargs,
     )
 
 
@@ -129,8 +130,11 @@ def _fit_members(spec: _Spec, arrays, keys, hp, resume) -> FitResult:
     if spec.mesh is not None and "population" in spec.mesh.axis_names:
         axis = "population"
         keys, hp, resume = parallel_lib.constrain_population((keys, hp, resume), spec.mesh)
-    members = jax.vmap(functools.partial(_member, spec, arrays), spmd_axis_name=axis)
-    result = members(keys, hp, resume)
+    one = functools.partial(_member, spec, arrays)
+    if spec.chunk_size is not None:  # vmapped groups, one after another: a smaller working set
+        result = jax.lax.map(lambda member: one(*member), (keys, hp, resume), batch_size=spec.chunk_size)
+    else:
+        result = jax.vmap(one, spmd_axis_name=axis)(keys, hp, resume)
     if axis is not None:
         result = parallel_lib.constrain_population(result, spec.mesh)
     return result
@@ -191,6 +195,7 @@ def fit_population(
     class_weight: dict | None = None,
     resume: FitResult | None = None,
     mesh: jax.sharding.Mesh | None = None,
+    chunk_size: int | None = None,
     **fit_kwargs: Any,
 ) -> FitResult:
     """Trains one model per key in one compiled program: ``jax.jit(jax.vmap(nnjax.fit))``.
@@ -217,6 +222,10 @@ def fit_population(
       mesh: a :class:`jax.sharding.Mesh` from :func:`nnjax.parallel.make_mesh`:
         its "population" axis splits the members over devices, its "data" axis
         splits every batch (the population is padded to a multiple of the axis).
+      chunk_size: train the members in vmapped groups of this size, one group
+        after another, still in one program (``jax.lax.map(..., batch_size=)``).
+        On a CPU a group of a few models keeps the working set in cache (about
+        10 % faster for 32 digits models in groups of 4); on a GPU leave it None.
       **fit_kwargs: the rest of :func:`nnjax.fit`'s keywords (``loss``,
         ``epochs``, ``batch_size``, ``early_stopping``, ``diagnostics``, ...).
 
@@ -253,16 +262,30 @@ def fit_population(
     if static_lr is None and learning_rate is not None:
         swept["learning_rate"] = learning_rate
     hp = {k: _check_hyperparameter(k, v, size) for k, v in swept.items() if v is not None}
+    for name in ("l1", "l2"):  # a penalty that is 0 for every member stays out of the program
+        if not np.any(hp[name]):
+            del hp[name]
+    if chunk_size is not None:
+        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+            raise ValueError(f"chunk_size: expected a positive number of members, got {chunk_size!r}")
+        if mesh is not None:
+            raise ValueError("chunk_size: expected None with a mesh (the mesh already splits the members)")
     if resume is not None and init_scale is not None:
         raise ValueError("init_scale: a resumed population keeps its parameters; pass init_scale=None")
 
     if static_lr is not None:
         fit_kwargs["learning_rate"] = static_lr
-    spec = _Spec(net=net, optimizer=optimizer, fit_kwargs=tuple(sorted(fit_kwargs.items())), mesh=mesh)
+    spec = _Spec(net=net, optimizer=optimizer, fit_kwargs=tuple(sorted(fit_kwargs.items())), mesh=mesh,
+                 chunk_size=chunk_size)
     try:
         hash(spec)
     except TypeError as err:
         raise ValueError(f"fit_kwargs: expected hashable values (numbers, names, EarlyStopping), got {err}") from None
+    batch_size = fit_kwargs.get("batch_size")
+    data_shards = mesh.shape["data"] if mesh is not None and "data" in mesh.axis_names else 1
+    if isinstance(batch_size, int) and batch_size % data_shards:
+        raise ValueError(f"batch_size: expected a multiple of the {data_shards} devices on the mesh's 'data' "
+                         f"axis, got {batch_size}")
     arrays = _host_arrays(net, data, fit_kwargs["loss"], sample_weight, class_weight, validation)
     members = (keys, hp, resume)
     if mesh is not None and "population" in mesh.axis_names:

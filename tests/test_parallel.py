@@ -101,6 +101,9 @@ def test_data_parallel_rejects_uneven_batches(problem):
     with pytest.raises(ValueError, match="batch_size: expected a multiple of the 8 devices"):
         parallel.fit_data_parallel(jax.random.key(seed), net, (x, y), mesh=mesh, optimizer=optax.sgd(0.1),
                                    **{**FIT, "batch_size": 12})
+    with pytest.raises(ValueError, match="batch_size: expected a multiple of the 2 devices"):
+        population.fit_population(jax.random.split(jax.random.key(seed), 4), net, (x, y), optimizer="sgd",
+                                  mesh=parallel.make_mesh(population=4, data=2), **{**FIT, "batch_size": 15})
     with pytest.raises(ValueError, match="mesh: expected an axis named 'data'"):
         mesh1 = jax.sharding.Mesh(np.array(jax.devices()), ("population",))
         parallel.fit_data_parallel(jax.random.key(seed), net, (x, y), mesh=mesh1, optimizer=optax.sgd(0.1), **FIT)
@@ -124,6 +127,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_process(tmp_path):
     # The documented launcher (examples/data_parallel.py) in two local processes of 2 CPU devices each,
     # joined by jax.distributed with gloo CPU collectives. Each process also trains the same model on one

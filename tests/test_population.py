@@ -42,9 +42,10 @@ def problem():
 @pytest.fixture(scope="module")
 def pop(problem):
     x, y, xv, yv, net, keys = problem
+    # chunk_size=3: a vmapped group of 3, then the remaining 1 (tests/test_parallel.py runs the plain vmap).
     return population.fit_population(
         keys, net, (x, y), optimizer="sgd", learning_rate=LR, l1=L1, l2=L2, dropout=DROPOUT,
-        init_scale=SCALE, validation=(xv, yv), **FIT,
+        init_scale=SCALE, validation=(xv, yv), chunk_size=3, **FIT,
     )
 
 
@@ -128,9 +129,11 @@ def test_member_scores_skip_stopped_epochs_and_nan(rng):
 
 def test_select_slices_every_leaf(pop):
     member = population.select(pop, 1)
+    def raw(a):
+        return np.asarray(jax.random.key_data(a) if jnp.issubdtype(a.dtype, jax.dtypes.prng_key) else a)
+
     for a, b in zip(jax.tree_util.tree_leaves(member), jax.tree_util.tree_leaves(pop)):
-        np.testing.assert_array_equal(np.asarray(jax.random.key_data(a) if jnp.issubdtype(a.dtype, jax.dtypes.prng_key) else a),
-                                      np.asarray(jax.random.key_data(b[1]) if jnp.issubdtype(b.dtype, jax.dtypes.prng_key) else b[1]))
+        np.testing.assert_array_equal(raw(a), raw(b[1]))
 
 
 @pytest.mark.parametrize(
@@ -144,6 +147,7 @@ def test_select_slices_every_leaf(pop):
         (dict(optimizer=optax.sgd(0.1), learning_rate=0.1), "learning_rate: a fixed optax optimizer"),
         (dict(params=[]), "params: not accepted"),
         (dict(progress=True), "progress: not accepted"),
+        (dict(chunk_size=0), "chunk_size: expected a positive number"),
     ],
 )
 def test_population_errors_name_the_argument(problem, kwargs, match):
