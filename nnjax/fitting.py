@@ -76,7 +76,12 @@ def _check_targets_for_loss(y: Any, n: int, net: MLP, loss: losses.Loss) -> np.n
                 raise ValueError(f"y: expected one-hot targets of shape ({n}, {k}), got {y.shape}")
             return y
         return data_lib.check_labels(y, k, "y", n=n)
-    if loss.name == "binary_cross_entropy":
+    if loss.name == "binary_cross_entropy" and np.ndim(y) == 2 and np.shape(y)[1] > 1:  # multilabel 0/1 rows
+        y = data_lib.check_targets(y, n, "y")
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError(f"y: expected 0/1 label indicators, got values {np.unique(y[~np.isin(y, (0, 1))])[:10]}")
+        y = y.astype(np.float32)
+    elif loss.name == "binary_cross_entropy":
         y = data_lib.check_binary_labels(y, "y", n=n)
     elif loss.name == "hinge":
         y = data_lib.check_signed_labels(y, "y", n=n)
@@ -154,6 +159,7 @@ def fit(
     progress: bool | Callable[[int, dict], None] = False,
     progress_every: int | None = None,
     batch_sharding: Any = None,
+    shuffle: bool = True,
 ) -> FitResult:
     """Trains ``net`` on ``data = (x, y)`` with minibatch gradient descent, in one compiled program.
 
@@ -192,6 +198,7 @@ def fit(
       batch_sharding: a ``jax.sharding.Sharding`` for the epoch's ``(steps, batch, ...)``
         arrays, e.g. ``NamedSharding(mesh, P(None, "data"))``: data-parallel training
         (see :func:`nnjax.parallel.fit_data_parallel`, which builds it).
+      shuffle: reshuffle every epoch (default); False visits the examples in order.
 
     Returns:
       A :class:`FitResult`. ``history`` holds arrays of length ``epochs``:
@@ -232,6 +239,7 @@ def fit(
         net=net, loss=loss_obj, optimizer=optimizer, epochs=epochs, batch_size=batch_size, n=n,
         drop_last=drop_last, early_stopping=early_stopping, on_nonfinite=on_nonfinite,
         diagnostics=diagnostics, dynamic_dropout=dropout is not None, batch_sharding=batch_sharding,
+        shuffle=bool(shuffle),
     )
     if resume is not None:
         key = resume.key if key is None else key
@@ -242,7 +250,8 @@ def fit(
         init_key, _ = split_run_key(key)
         start = init(init_key, net) if params is None else params
         ts = init_train_state(cfg, start, init_state(net))
-    hp = {"l1": jnp.asarray(l1, jnp.float32), "l2": jnp.asarray(l2, jnp.float32)}
+    hp = {name: jnp.asarray(value, jnp.float32) for name, value in (("l1", l1), ("l2", l2))
+          if not (_is_concrete(value) and np.all(np.asarray(value) == 0))}  # a static 0 costs nothing
     if dropout is not None:
         hp["dropout"] = jnp.asarray(dropout, jnp.float32)
     arrays = (jnp.asarray(x), jnp.asarray(y), jnp.asarray(w, jnp.float32),
