@@ -62,3 +62,8 @@ __all__ += ["perceptron", "text"]
 from nnjax import checkpoint, plots, runs  # noqa: E402
 
 __all__ += ["checkpoint", "plots", "runs"]
+
+# scikit-learn estimators (issue 8); `nnjax.flax_interop` is imported on demand (it loads Flax).
+from nnjax import sklearn  # noqa: E402
+
+__all__ += ["sklearn"]

@@ -1,0 +1,95 @@
+"""Shape buckets: nearby problem sizes share one compiled training program.
+
+``nnjax.fit`` compiles one XLA program per static configuration, which includes
+the number of examples and the parameter shapes. scikit-learn workflows fit
+many small problems of slightly different sizes (cross-validation folds, grid
+searches, feature selection, the estimator checks), and on a CPU compiling
+costs far more than training them. Two paddings leave training unchanged
+(up to float32 summation order) while sharing programs:
+
+* **Rows, for full-batch training** (``batch_size >= n_samples``, the default
+  for up to 200 samples): padding to a power of two (at least 64) with weight-0 rows. With a
+  single batch per epoch the weighted mean loss, its gradient and the batch-norm
+  statistics ignore weight-0 rows. (With several batches per epoch, padding rows
+  would change the batches, so minibatch problems are never padded.)
+* **Features, for narrow inputs** (fewer than 64): padding to a power of two (at least 16)
+  with zero columns whose first-layer weights start at zero. Their gradient is
+  ``x_pad^T delta + 2 l2 W_pad = 0``, so they stay zero under SGD, Adam and
+  clipping, and the forward pass adds exact zeros. The weights of the real
+  features are drawn for the true width (the initialisers' fan-in). Not done
+  with ``l1 > 0``: the derivative of ``|w|`` at 0 is 1 in JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nnjax.network import MLP, init
+from nnjax.training import split_run_key
+
+__all__ = ["bucket", "initial_params", "pad_features", "pad_full_batch", "pad_params", "unpad_params"]
+
+_MAX_PADDED_FEATURES = 64
+MIN_ROWS = 64  # tiny problems all share the smallest bucket; 64 rows cost nothing to train
+_MIN_FEATURES = 16
+
+
+def bucket(n: int, minimum: int = 8) -> int:
+    """The power of two at or above ``n`` (at least ``minimum``)."""
+    return max(minimum, 1 << (n - 1).bit_length())
+
+
+def pad_full_batch(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None, batch: int):
+    """Pads a full-batch problem to ``bucket(n)`` rows of weight 0; minibatch problems come back as given.
+
+    Returns:
+      ``(x, y, weights, batch_size)``; the padding targets copy a real one (valid for every loss).
+    """
+    n = x.shape[0]
+    if batch < n:
+        return x, y, weights, batch
+    rows = bucket(n, minimum=MIN_ROWS)
+    w = np.zeros(rows, np.float32)
+    w[:n] = 1.0 if weights is None else weights
+    y = np.concatenate([y, np.repeat(y[:1], rows - n, axis=0)])
+    return np.pad(x, [(0, rows - n), (0, 0)]), y, w, rows
+
+
+def pad_features(net: MLP, l1: float) -> MLP:
+    """The topology the program is compiled for: ``net`` with its input width bucketed when exact."""
+    width = net.sizes[0]
+    if l1 > 0 or width >= _MAX_PADDED_FEATURES:
+        return net
+    return dataclasses.replace(net, sizes=(bucket(width, minimum=_MIN_FEATURES), *net.sizes[1:]))
+
+
+def pad_inputs(x: np.ndarray, train_net: MLP) -> np.ndarray:
+    """``x`` with zero columns up to ``train_net``'s input width."""
+    return np.pad(x, [(0, 0), (0, train_net.sizes[0] - x.shape[1])])
+
+
+def pad_params(params: list, train_net: MLP) -> list:
+    """First-layer weights padded with zero rows up to ``train_net``'s input width."""
+    first = dict(params[0])
+    first["w"] = jnp.pad(jnp.asarray(first["w"]), [(0, train_net.sizes[0] - first["w"].shape[0]), (0, 0)])
+    return [first, *params[1:]]
+
+
+def unpad_params(params: list, width: int) -> list:
+    """The parameters of the true ``width`` inputs (drops the padded rows)."""
+    first = dict(params[0])
+    first["w"] = first["w"][:width]
+    return [first, *params[1:]]
+
+
+def initial_params(key: jax.Array, net: MLP, train_net: MLP) -> list:
+    """``nnjax.init`` for the true ``net`` with the run key's init key (as ``nnjax.fit`` does), then padded.
+
+    Eager on purpose: its small per-shape kernels are cached across networks, which
+    costs less than compiling one whole init program per input width.
+    """
+    return pad_params(init(split_run_key(key)[0], net), train_net)
