@@ -164,6 +164,7 @@ def train_step(
     l1: jax.Array | float | None = None,
     l2: jax.Array | float | None = None,
     dropout: jax.Array | None = None,
+    sampled: jax.Array | bool = True,
 ) -> tuple[Params, State, Any, StepInfo]:
     """One guarded optimiser step on ``batch = (x, y, weights)``; weights 0 mark padding rows.
 
@@ -205,8 +206,8 @@ def train_step(
     correct = losses.accuracy(loss.name, logits, y) if loss.classification else jnp.zeros_like(per_example)
     layers = {}
     if cfg.diagnostics:
-        layers = diagnostics.layer_stats(params, grads, updates)
-        layers["dead_units"] = diagnostics.dead_fraction(hidden, weights)
+        # ``sampled``: whether this step also takes the costlier statistics (see nnjax.diagnostics)
+        layers = diagnostics.layer_stats(grads, updates, hidden, weights, sampled=sampled)
     info = StepInfo(
         loss_sum=jnp.sum(jnp.where(w > 0, per_example, 0.0) * w),
         weight_sum=jnp.sum(w),
@@ -265,7 +266,8 @@ def _train_epoch(cfg: FitConfig, key, data, hp, ts: TrainState):
         xs, ys, ws, step = inputs
         k = batch_key(key, ts.epoch, step)
         params, state, opt_state, info = train_step(
-            params, state, opt_state, (xs, ys, ws), key=k, cfg=cfg, l1=hp.get("l1"), l2=hp.get("l2"), dropout=dropout
+            params, state, opt_state, (xs, ys, ws), key=k, cfg=cfg, l1=hp.get("l1"), l2=hp.get("l2"), dropout=dropout,
+            sampled=diagnostics.sampled_step(step, cfg.steps),
         )
         return (params, state, opt_state), info
 
