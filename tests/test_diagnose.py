@@ -7,6 +7,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import nnjax
@@ -145,6 +146,69 @@ def test_errors_name_the_argument():
         nnjax.diagnose(h, vanishing_ratio=0.0)
     with pytest.raises(TypeError, match="history"):
         nnjax.diagnose([1, 2, 3])
+
+
+# ---------------------------------------------------------------------------------------------
+# what fit records, against a NumPy float64 replay of the same SGD run
+
+
+def numpy_replay(params, x, y, perm_of_epoch, *, lr, batch, epochs):
+    """SGD on a tanh MLP with MSE, written out in NumPy: per step the weight gradients and updates."""
+    ws = [np.asarray(p["w"], np.float64) for p in params]
+    bs = [np.asarray(p["b"], np.float64) for p in params]
+    steps = []
+    for epoch in range(epochs):
+        order = perm_of_epoch(epoch)
+        for start in range(0, len(x), batch):
+            idx = order[start:start + batch]
+            hs = [x[idx].astype(np.float64)]
+            for i, (w, b) in enumerate(zip(ws, bs)):
+                z = hs[-1] @ w + b
+                hs.append(np.tanh(z) if i < len(ws) - 1 else z)
+            delta = 2 * (hs[-1] - y[idx, None]) / len(idx)  # d mean((o - y)^2) / d o
+            grads = []
+            for i in reversed(range(len(ws))):
+                grads.insert(0, (hs[i].T @ delta, delta.sum(0)))
+                if i:
+                    delta = (delta @ ws[i].T) * (1 - hs[i] ** 2)
+            steps.append({"epoch": epoch, "g": [g for g, _ in grads], "u": [-lr * g for g, _ in grads]})
+            ws = [w - lr * g for w, (g, _) in zip(ws, grads)]
+            bs = [b - lr * gb for b, (_, gb) in zip(bs, grads)]
+        steps[-1]["w_end"] = [w.copy() for w in ws]
+    return steps
+
+
+def test_recorded_statistics_match_a_numpy_replay(rng):
+    n, batch, epochs, lr = 32, 4, 2, 0.3
+    net = nnjax.MLP((3, 5, 4, 1), activation="tanh", init="xavier_normal")
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    y = (3 * rng.normal(size=n)).astype(np.float32)  # large targets: some gradient entries above 1
+    key = jax.random.key(11)
+    params = nnjax.init(jax.random.key(12), net)
+    result = nnjax.fit(key, net, (x, y), loss="mse", optimizer=optax.sgd(lr), epochs=epochs, batch_size=batch,
+                       params=params)
+    h = jax.tree.map(np.asarray, result.history)
+    steps = numpy_replay(params, x, y, lambda e: np.asarray(nnjax.training.epoch_permutation(key, e, n)),
+                         lr=lr, batch=batch, epochs=epochs)
+    per_epoch = n // batch
+    sampled = [bool(nnjax.diagnostics.sampled_step(s, per_epoch)) for s in range(per_epoch)]
+    assert sum(sampled) == min(per_epoch, nnjax.diagnostics.SAMPLES_PER_EPOCH) and sampled[-1]
+    for e in range(epochs):
+        mine = steps[e * per_epoch:(e + 1) * per_epoch]
+        w_end = mine[-1]["w_end"]
+        picked = [s for s, take in zip(mine, sampled) if take]
+        for layer in range(3):
+            grad_norm = np.mean([np.linalg.norm(s["g"][layer]) for s in mine])  # every step
+            w_norm = np.linalg.norm(w_end[layer])
+            ratio = np.mean([np.linalg.norm(s["u"][layer]) for s in picked]) / w_norm  # sampled steps
+            above = np.mean([np.mean(np.abs(s["g"][layer]) > 1) for s in picked])
+            np.testing.assert_allclose(h["layer_grad_norm"][e, layer], grad_norm, rtol=2e-4)
+            np.testing.assert_allclose(h["layer_weight_norm"][e, layer], w_norm, rtol=2e-4)
+            np.testing.assert_allclose(h["layer_update_ratio"][e, layer], ratio, rtol=2e-4)
+            np.testing.assert_allclose(h["layer_grad_above_1"][e, layer], above, atol=1e-6)
+    assert h["layer_grad_above_1"].max() > 0  # the check above was not vacuous
+    np.testing.assert_array_equal(h["layer_nonfinite"], 0)
+    np.testing.assert_array_equal(h["dead_units"], 0)  # tanh is never exactly 0 on a whole batch here
 
 
 # ---------------------------------------------------------------------------------------------
