@@ -30,6 +30,7 @@ import jax
 import numpy as np
 import optax
 
+import _common  # puts the repository root on sys.path when run from a checkout
 import nnjax
 
 
@@ -100,11 +101,8 @@ def params_finite(result: nnjax.FitResult) -> bool:
     return all(bool(np.all(np.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(result.params))
 
 
-def plot(runs: dict, path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot(runs: dict, out: pathlib.Path) -> pathlib.Path:
+    plt = _common.pyplot()
 
     fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
     grad_axes = [axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1]]
@@ -118,6 +116,7 @@ def plot(runs: dict, path: pathlib.Path) -> None:
             ax.plot(epochs, np.where(np.isfinite(column) & (column > 0), column, np.nan), marker=".",
                     color=colors[layer], label=label)
         ax.set_yscale("log")
+        ax.set_xlim(0.5, norms.shape[0] + 0.5)  # epochs whose every step was NaN leave no point
         ax.set_title(f"{name}: {diagnosis.verdict} ({history['skipped'].sum()} steps skipped)", fontsize=10)
         ax.set_ylabel("||dL/dW|| per layer")
         ax.set_xlabel("epoch")
@@ -134,8 +133,7 @@ def plot(runs: dict, path: pathlib.Path) -> None:
     for ax in axes[:, 2]:
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return _common.save(fig, out, "exploding_gradients.png")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -147,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--init-std", type=float, default=0.3, help="standard deviation of every weight at init")
     parser.add_argument("--lr", type=float, default=0.3, help="the (peak) SGD learning rate")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/exploding_gradients"),
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs") / "examples" / "exploding_gradients",
                         help="directory for the plot")
     args = parser.parse_args(argv)
     runs = experiment(quick=args.quick, epochs=args.epochs, depth=args.depth, width=args.width,
@@ -165,22 +163,23 @@ def main(argv: list[str] | None = None) -> dict:
     for name, run in runs.items():
         print(f"verdict[{name}]: {run.diagnosis.verdict}")
     print("\n" + base.diagnosis.report() + "\n")
-    path = args.out / "exploding_gradients.png"
     args.out.mkdir(parents=True, exist_ok=True)
-    plot(runs, path)
-    print(f"plot: {path}")
+    path = plot(runs, args.out)
 
     ev = base.diagnosis.evidence
-    print(f"conclusion: {names[0]} is {base.diagnosis.verdict}: {ev['skipped_steps']:.0f} of {epochs * steps} steps "
-          f"skipped by the NaN guard, {ev['nonfinite_entries']:.0f} non-finite gradient entries, parameters "
-          f"{'still finite' if params_finite(base.result) else 'NOT finite'}; "
-          f"final val acc {base.history['val_accuracy'][-1]:.2f}")
+    statements = [
+        f"{names[0]} is {base.diagnosis.verdict}: {ev['skipped_steps']:.0f} of {epochs * steps} steps skipped by the "
+        f"NaN guard, {ev['nonfinite_entries']:.0f} non-finite gradient entries, parameters "
+        f"{'still finite' if params_finite(base.result) else 'NOT finite'}; "
+        f"final val acc {base.history['val_accuracy'][-1]:.2f}"
+    ]
     for name in names[1:]:
         _, h, d, *_ = runs[name]
-        print(f"conclusion: {name} is {d.verdict}: {d.evidence['skipped_steps']:.0f} steps skipped, loss "
-              f"{h['loss'][0]:.3g} -> {h['loss'][-1]:.3g}, val acc {h['val_accuracy'][-1]:.2f}")
+        statements.append(f"{name} is {d.verdict}: {d.evidence['skipped_steps']:.0f} steps skipped, loss "
+                          f"{h['loss'][0]:.3g} -> {h['loss'][-1]:.3g}, val acc {h['val_accuracy'][-1]:.2f}")
     fixed = sum(runs[n].diagnosis.verdict == "healthy" for n in names[1:])
-    print(f"conclusion: {fixed} of {len(names) - 1} fixes give a healthy diagnosis")
+    statements.append(f"{fixed} of {len(names) - 1} fixes give a healthy diagnosis (plot: {path})")
+    _common.conclude(*statements)
     return {name: run.diagnosis.verdict for name, run in runs.items()}
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import _common  # puts the repository root on sys.path when run from a checkout
 import nnjax
 
 INITS = ("zeros", "normal", "xavier_normal", "he_normal", "lecun_normal")
@@ -60,11 +61,8 @@ def describe(variances: np.ndarray) -> str:
     return f"steady (x{factor:.3f} per layer)"
 
 
-def plot(results: dict, depth: int, width: int, path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot(results: dict, depth: int, width: int, out: pathlib.Path) -> pathlib.Path:
+    plt = _common.pyplot()
 
     fig, axes = plt.subplots(1, len(ACTIVATIONS), figsize=(11, 4.2), sharey=True)
     layers = np.arange(1, depth + 1)
@@ -81,8 +79,7 @@ def plot(results: dict, depth: int, width: int, path: pathlib.Path) -> None:
     axes[0].set_ylabel("variance of the activations")
     axes[0].legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return _common.save(fig, out, "init_depth_statistics.png")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -92,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--width", type=int, default=None, help="units per layer (default 256, quick 64)")
     parser.add_argument("--n", type=int, default=None, help="examples (default 2000, quick 256)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/init_depth_statistics"),
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs") / "examples" / "init_depth_statistics",
                         help="directory for the plot")
     args = parser.parse_args(argv)
     depth = args.depth or (12 if args.quick else 30)
@@ -109,17 +106,18 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'activation':<11}{'init':<15}{'layer 1':>10}{f'layer {depth}':>11}  verdict")
     for (activation, init), v in results.items():
         print(f"{activation:<11}{init:<15}{v[0]:>10.3g}{v[-1]:>11.3g}  {describe(v)}")
-    path = args.out / "init_depth_statistics.png"
-    plot(results, depth, width, path)
-    print(f"plot: {path}")
+    path = plot(results, depth, width, args.out)
 
-    steady = {}
+    steady, statements = {}, []
     for activation in ACTIVATIONS:
         factors = {init: per_layer_factor(results[activation, init]) for init in INITS}
         steady[activation] = [i for i, f in factors.items() if STEADY[0] <= f <= STEADY[1]]
         closest = min((i for i in INITS if np.isfinite(factors[i])), key=lambda i: abs(np.log(factors[i])))
-        print(f"conclusion ({activation}): steady with {', '.join(steady[activation]) or 'none'}; "
-              f"closest to x1 per layer: {closest} (x{factors[closest]:.3f})")
+        statements.append(f"{activation}: variance steady with {', '.join(steady[activation]) or 'none'}; closest "
+                          f"to x1 per layer: {closest} (x{factors[closest]:.3f})")
+    statements.append(f"zeros give every unit the same value: variance {results['relu', 'zeros'][-1]:g} at the "
+                      f"last layer (plot: {path})")
+    _common.conclude(*statements)
     return {"results": results, "steady": steady, "plot": str(path)}
 
 

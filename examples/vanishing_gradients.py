@@ -30,6 +30,7 @@ import jax
 import numpy as np
 import optax
 
+import _common  # puts the repository root on sys.path when run from a checkout
 import nnjax
 
 
@@ -83,11 +84,8 @@ def experiment(*, quick: bool, epochs: int | None = None, depth: int = 10, width
     return runs
 
 
-def plot(runs: dict, path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot(runs: dict, out: pathlib.Path) -> pathlib.Path:
+    plt = _common.pyplot()
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True, sharey=True)
     for ax, (name, (_, history, diagnosis)) in zip(axes.ravel(), runs.items()):
@@ -106,8 +104,7 @@ def plot(runs: dict, path: pathlib.Path) -> None:
         ax.set_ylabel("||dL/dW|| per layer")
     axes[0, 0].legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return _common.save(fig, out, "vanishing_gradients.png")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -117,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--depth", type=int, default=10, help="hidden layers")
     parser.add_argument("--width", type=int, default=32, help="units per hidden layer")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/vanishing_gradients"),
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs") / "examples" / "vanishing_gradients",
                         help="directory for the plot")
     args = parser.parse_args(argv)
     runs = experiment(quick=args.quick, epochs=args.epochs, depth=args.depth, width=args.width, seed=args.seed)
@@ -133,21 +130,22 @@ def main(argv: list[str] | None = None) -> dict:
     baseline_name = next(iter(runs))
     _, baseline_h, baseline = runs[baseline_name]
     print("\n" + baseline.report() + "\n")
-    path = args.out / "vanishing_gradients.png"
     args.out.mkdir(parents=True, exist_ok=True)
-    plot(runs, path)
-    print(f"plot: {path}")
+    path = plot(runs, args.out)
 
     fixed = [n for n in list(runs)[1:] if runs[n].diagnosis.verdict == "healthy"]
     gains = {n: runs[n].diagnosis.per_layer["grad_ratio"][0] / baseline.per_layer["grad_ratio"][0] for n in list(runs)[1:]}
-    print(f"conclusion: {baseline_name} is {baseline.verdict}: layer 1 gets {baseline.per_layer['grad_ratio'][0]:.1e} "
-          f"of the output layer's gradient and the loss improved {100 * baseline.evidence['loss_improvement']:.1f}% "
-          f"(val acc {baseline_h['val_accuracy'][-1]:.2f})")
+    statements = [
+        f"{baseline_name} is {baseline.verdict}: layer 1 gets {baseline.per_layer['grad_ratio'][0]:.1e} of the output "
+        f"layer's gradient and the loss improved {100 * baseline.evidence['loss_improvement']:.1f}% "
+        f"(val acc {baseline_h['val_accuracy'][-1]:.2f})"
+    ]
     for name in list(runs)[1:]:
         _, h, d = runs[name]
-        print(f"conclusion: {name} is {d.verdict}: layer 1's share of the gradient x{gains[name]:.1e} the baseline's, "
-              f"val acc {h['val_accuracy'][-1]:.2f}")
-    print(f"conclusion: {len(fixed)} of {len(runs) - 1} remedies give a healthy diagnosis")
+        statements.append(f"{name} is {d.verdict}: layer 1's share of the gradient x{gains[name]:.1e} the baseline's, "
+                          f"val acc {h['val_accuracy'][-1]:.2f}")
+    statements.append(f"{len(fixed)} of {len(runs) - 1} remedies give a healthy diagnosis (plot: {path})")
+    _common.conclude(*statements)
     return {name: run.diagnosis.verdict for name, run in runs.items()}
 
 

@@ -425,9 +425,12 @@ def render_report(d: Diagnosis) -> str:
             f"{_fmt(p['weight_change'][i], '.3g'):>8}{_fmt(p['nonfinite'][i], '.0f'):>9}{_fmt(dead, '.0%'):>6}"
         )
     ev = d.evidence
-    lines.append(f"loss: {_fmt(ev['loss_first'], '.4g')} -> {_fmt(ev['loss_last'], '.4g')} "
-                 f"(improved {_fmt(100 * ev['loss_improvement'], '.1f')}%, largest rise "
-                 f"{_fmt(100 * ev['max_loss_rise'], '.1f')}% of the first value)")
+    if np.isfinite(ev["loss_first"]):
+        lines.append(f"loss: {_fmt(ev['loss_first'], '.4g')} -> {_fmt(ev['loss_last'], '.4g')} "
+                     f"(improved {_fmt(100 * ev['loss_improvement'], '.1f')}%, largest rise "
+                     f"{_fmt(100 * ev['max_loss_rise'], '.1f')}% of the first value)")
+    else:
+        lines.append("loss: not finite in any epoch")
     if d.remedies:
         lines.append("remedies to try:")
         lines += [f"  - {r}" for r in d.remedies]

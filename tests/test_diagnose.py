@@ -221,8 +221,10 @@ def load_example(name: str):
     """The module ``examples/<name>.py``, imported once per process under a fixed name."""
     module_name = f"nnjax_example_{name}"
     if module_name not in sys.modules:
-        path = pathlib.Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(module_name, path)
+        examples = pathlib.Path(__file__).resolve().parents[1] / "examples"
+        if str(examples) not in sys.path:
+            sys.path.append(str(examples))  # the examples import their helpers, examples/_common.py
+        spec = importlib.util.spec_from_file_location(module_name, examples / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         spec.loader.exec_module(module)

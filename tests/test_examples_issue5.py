@@ -1,15 +1,12 @@
 """Smoke tests: the deep-network examples run with --quick, write their plot and print measured conclusions.
 
-The two training examples run in-process (their experiments are the ones tests/test_diagnose.py
-checks, so one pytest process compiles them once); the cheap one runs as a script, the way the
-README runs them.
+They run in-process: their experiments are the ones tests/test_diagnose.py checks, so one pytest
+process compiles them once (tests/test_examples.py runs every example as a script as well).
 """
 
 import importlib.util
-import os
 import pathlib
 import re
-import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -19,6 +16,8 @@ def load_example(name: str):
     """The module ``examples/<name>.py``, imported once per process under a fixed name."""
     module_name = f"nnjax_example_{name}"
     if module_name not in sys.modules:
+        if str(ROOT / "examples") not in sys.path:
+            sys.path.append(str(ROOT / "examples"))  # the examples import their helpers, examples/_common.py
         spec = importlib.util.spec_from_file_location(module_name, ROOT / "examples" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
@@ -39,7 +38,7 @@ def test_vanishing_gradients_example(tmp_path, capsys):
     assert verdicts["sigmoid + normal init"] == "vanishing"
     assert f"verdict[sigmoid + normal init]: {verdicts['sigmoid + normal init']}" in out
     healthy = sum(v == "healthy" for name, v in verdicts.items() if name != "sigmoid + normal init")
-    assert f"conclusion: {healthy} of 3 remedies give a healthy diagnosis" in out
+    assert "Conclusions:" in out and f"* {healthy} of 3 remedies give a healthy diagnosis" in out
     assert "remedies to try:" in out  # the baseline's report is printed in full
     # the conclusion quotes the measured ratio of the first layer's gradient to the output layer's
     ratio = float(re.search(r"layer 1 gets ([0-9.e+-]+) of the output", out).group(1))
@@ -55,27 +54,25 @@ def test_exploding_gradients_example(tmp_path, capsys):
     assert skipped > 0
     assert "parameters still finite" in out
     fixed = sum(v == "healthy" for name, v in verdicts.items() if name != "sgd lr 0.3")
-    assert f"conclusion: {fixed} of 3 fixes give a healthy diagnosis" in out
+    assert "Conclusions:" in out and f"* {fixed} of 3 fixes give a healthy diagnosis" in out
 
 
-def test_init_depth_statistics_example_runs_as_a_script(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "init_depth_statistics.py"), "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_init_depth_statistics_example(tmp_path, capsys):
+    found = load_example("init_depth_statistics").main(["--quick", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
     check_png(tmp_path / "init_depth_statistics.png")
-    out = proc.stdout
-    # He init keeps ReLU activations' variance steady (x0.9..x1.1 per layer); a small fixed normal does not
     rows = {}
     for line in out.splitlines():
         parts = line.split()
         if len(parts) >= 5 and parts[0] in ("tanh", "relu"):
             rows[parts[0], parts[1]] = parts[4]  # activation, init, layer 1, last layer, verdict
     assert len(rows) == 10
-    assert rows["relu", "he_normal"] == "steady"
+    # He init keeps ReLU activations' variance steady (x0.9..x1.1 per layer); a small fixed normal does not
+    assert rows["relu", "he_normal"] == "steady" and "he_normal" in found["steady"]["relu"]
     assert rows["relu", "normal"] == "shrinking" and rows["tanh", "normal"] == "shrinking"
     assert rows["relu", "zeros"] == "zero" and rows["tanh", "zeros"] == "zero"
-    assert re.search(r"conclusion \(relu\): steady with [^\n]*he_normal", out)
-    assert re.search(r"conclusion \(tanh\): ", out)
+    # the printed verdicts agree with the returned variances
+    for (activation, init), variances in found["results"].items():
+        assert (rows[activation, init] == "steady") == (init in found["steady"][activation])
+        assert variances.shape == (12,)
+    assert re.search(r"\* relu: variance steady with [^\n]*he_normal", out)
