@@ -7,6 +7,7 @@ programs the checks already compiled (see nnjax/sklearn/_padding.py).
 
 import warnings
 
+import jax
 import numpy as np
 import pytest
 import sklearn.neural_network as sk
@@ -230,15 +231,44 @@ def test_warm_start_continues_and_plain_fit_restarts():
 # Stopping rules
 
 
-def _stop_epoch(values, tol, patience, maximise):
-    """Reference stopping rule: stop after ``patience`` epochs in a row without beating the best by tol."""
-    best, bad = (-np.inf if maximise else np.inf), 0
+def sklearn_stop_epoch(values, tol, n_iter_no_change, maximise):
+    """scikit-learn's rule, written out: the best follows every gain; the count resets on gains > tol."""
+    best, count = (-np.inf if maximise else np.inf), 0
     for epoch, value in enumerate(values, start=1):
-        improved = value > best + tol if maximise else value < best - tol
-        best, bad = (value, 0) if improved else (best, bad + 1)
-        if bad >= patience:
+        count = 0 if (value >= best + tol if maximise else value <= best - tol) else count + 1
+        best = max(best, value) if maximise else min(best, value)
+        if count > n_iter_no_change:
             return epoch
     return len(values)
+
+
+def test_stopping_rule_follows_every_gain_like_scikit_learn(rng):
+    """The nnjax EarlyStopping option the estimators use, fed a loss that creeps down below tol."""
+    from nnjax import losses, training  # _update_stopping is the loop's own per-epoch rule
+    from nnjax.network import MLP, init, init_state
+
+    values = np.concatenate([[1.0, 0.9], 0.9 - 0.4e-3 * np.arange(1, 20)])  # gains of 0.4 tol per epoch
+    tol, patience = 1e-3, 3
+    stops = {}
+    for follow in (False, True):
+        es = training.EarlyStopping(patience=patience, min_delta=tol, monitor="loss", mode="min",
+                                    best_follows_any_gain=follow)
+        net = MLP((2, 1))
+        cfg = training.FitConfig(net=net, loss=losses.resolve("mse"), optimizer=None, epochs=len(values),
+                                 batch_size=1, n=1, early_stopping=es)
+        ts = training.TrainState(init(jax.random.key(0), net), init_state(net),
+                                 None, np.int32(0), None, None, np.float32(np.inf), np.int32(-1), np.int32(0),
+                                 np.bool_(False))
+        ts = ts._replace(best_params=ts.params, best_state=ts.state)
+        for epoch, value in enumerate(values, start=1):
+            ts = training._update_stopping(cfg, ts._replace(epoch=np.int32(epoch)), {"loss": np.float32(value)}, False)
+            if bool(ts.stopped):
+                stops[follow] = epoch
+                break
+        else:
+            stops[follow] = len(values)
+    assert stops[True] == sklearn_stop_epoch(values, tol, patience - 1, maximise=False) == 2 + patience
+    assert stops[False] > stops[True]  # the default rule counts the creeping gains as progress
 
 
 def test_tol_stops_training_on_the_loss_curve():
@@ -246,7 +276,7 @@ def test_tol_stops_training_on_the_loss_curve():
     clf = fit_quietly(MLPClassifier(**{**SMALL, "random_state": 1}), x, y)
     assert clf.validation_scores_ is None and clf.best_validation_score_ is None
     assert clf.best_loss_ == min(clf.loss_curve_) and clf.loss_ == clf.loss_curve_[-1]
-    expected = _stop_epoch(clf.loss_curve_, clf.tol, clf.n_iter_no_change + 1, maximise=False)
+    expected = sklearn_stop_epoch(clf.loss_curve_, clf.tol, clf.n_iter_no_change, maximise=False)
     assert clf.n_iter_ == expected == len(clf.loss_curve_)
 
 
@@ -257,7 +287,7 @@ def test_early_stopping_restores_the_best_validation_score():
     assert clf.best_loss_ is None
     assert len(clf.validation_scores_) == len(clf.loss_curve_) == clf.n_iter_ < 50
     assert clf.best_validation_score_ == max(clf.validation_scores_)
-    assert clf.n_iter_ == _stop_epoch(clf.validation_scores_, clf.tol, 4, maximise=True)
+    assert clf.n_iter_ == sklearn_stop_epoch(clf.validation_scores_, clf.tol, 3, maximise=True)
     # Rebuild scikit-learn's split (the seed is drawn first, then the split) and score the kept model.
     rng = check_random_state(0)
     rng.randint(np.iinfo(np.int32).max)

@@ -20,9 +20,11 @@ the two conventions meet, so it is spelled out:
   ``l2 = c * alpha / (2 * batch_size * mean_weight)``, exact for full batches
   (and for every batch with unit weights) and off only for a short last batch.
 * **tol.** Training stops after ``n_iter_no_change + 1`` epochs in a row
-  without an improvement larger than ``tol`` of the training loss (in
-  scikit-learn's units, penalty excluded) or, with ``early_stopping``, of the
-  validation score (accuracy or R^2).
+  without an improvement larger than ``tol`` over the best so far of the
+  training loss (in scikit-learn's units, penalty excluded) or, with
+  ``early_stopping``, of the validation score (accuracy or R^2). As in
+  scikit-learn the best follows every improvement, however small, and early
+  stopping keeps the parameters of the best validation score.
 """
 
 from __future__ import annotations
@@ -167,9 +169,9 @@ def early_stopping(settings: Settings, *, validation: bool, monitor: str, loss_s
     patience = settings.max_iter + 1 if settings.n_iter_no_change == np.inf else settings.n_iter_no_change + 1
     if validation:
         return EarlyStopping(patience=patience, min_delta=settings.tol, monitor=monitor, mode="max",
-                             restore_best=True)
+                             restore_best=True, best_follows_any_gain=True)
     return EarlyStopping(patience=patience, min_delta=settings.tol * loss_scale, monitor="loss", mode="min",
-                         restore_best=False)
+                         restore_best=False, best_follows_any_gain=True)
 
 
 def _inverse_scaling(learning_rate_init: float, power_t: float, steps_per_epoch: int, n_train: int):
