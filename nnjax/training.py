@@ -53,6 +53,10 @@ class EarlyStopping(NamedTuple):
     ``monitor`` defaults to "val_loss" with validation data, else "loss";
     ``mode`` "auto" maximises accuracies and R^2 and minimises the rest.
     ``restore_best`` returns the parameters of the best epoch.
+    ``best_follows_any_gain``: the best value (and epoch) follows every improvement, even one
+    smaller than ``min_delta``, while the patience count still resets only on improvements
+    larger than ``min_delta`` (scikit-learn's ``tol`` rule); by default the best moves only
+    on improvements larger than ``min_delta``.
     """
 
     patience: int = 10
@@ -60,6 +64,7 @@ class EarlyStopping(NamedTuple):
     monitor: str | None = None
     mode: str = "auto"
     restore_best: bool = True
+    best_follows_any_gain: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,11 +307,14 @@ def _update_stopping(cfg: FitConfig, ts: TrainState, metrics: dict, has_validati
         value = metrics[name]
         delta = cfg.early_stopping.min_delta
         improved = (value > ts.best_value + delta) if maximise else (value < ts.best_value - delta)
+        better = improved
+        if cfg.early_stopping.best_follows_any_gain:
+            better = (value > ts.best_value) if maximise else (value < ts.best_value)
         ts = ts._replace(
-            best_params=_tree_select(improved, ts.params, ts.best_params),
-            best_state=_tree_select(improved, ts.state, ts.best_state),
-            best_value=jnp.where(improved, value, ts.best_value),
-            best_epoch=jnp.where(improved, ts.epoch - 1, ts.best_epoch),
+            best_params=_tree_select(better, ts.params, ts.best_params),
+            best_state=_tree_select(better, ts.state, ts.best_state),
+            best_value=jnp.where(better, value, ts.best_value),
+            best_epoch=jnp.where(better, ts.epoch - 1, ts.best_epoch),
             bad_epochs=jnp.where(improved, 0, ts.bad_epochs + 1),
         )
         stop_now = stop_now | (ts.bad_epochs >= cfg.early_stopping.patience)
