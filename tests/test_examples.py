@@ -24,7 +24,15 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
+ALL_SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
+# Examples that tests/test_examples_issue*.py already run in-process with --quick (with stronger
+# assertions on their numbers): running them again here would only double the suite's time.
+IN_PROCESS = {
+    "perceptron", "single_neuron", "spam_vs_ham",  # test_examples_issue4.py
+    "vanishing_gradients", "exploding_gradients", "init_depth_statistics",  # test_examples_issue5.py
+    "random_starts", "hyperparameter_sweep",  # test_examples_issue6.py
+}
+SCRIPTS = [p for p in ALL_SCRIPTS if p.stem not in IN_PROCESS]
 TIMEOUT_S = 180  # generous: a --quick run takes seconds, but the machine may be shared
 PARALLEL = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
 _PNG_LITERAL = re.compile(r"""["']([\w.\-]+\.png)["']""")
@@ -46,6 +54,13 @@ def test_examples_are_discovered():
     mine = {"activations.py", "softmax_digits.py", "regression_diabetes.py", "gd_vs_sgd.py",
             "regularization.py", "zero_init_symmetry.py", "lr_schedules.py", "adam_vs_sgd.py"}
     assert mine <= {p.name for p in SCRIPTS}
+
+
+def test_every_example_has_a_smoke_test():
+    """Each script runs here or in a test_examples_issue*.py file that names it."""
+    elsewhere = " ".join(p.read_text() for p in pathlib.Path(__file__).parent.glob("test_examples_issue*.py"))
+    for script in ALL_SCRIPTS:
+        assert script in SCRIPTS or f'"{script.stem}"' in elsewhere, f"{script.name} has no smoke test"
 
 
 def _environment() -> dict[str, str]:
