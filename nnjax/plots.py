@@ -19,12 +19,12 @@ Example:
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 from typing import Any, Sequence
 
 import numpy as np
+
+from nnjax._files import atomic_write
 
 __all__ = ["confusion_matrix", "plot_confusion_matrix", "plot_gradient_norms", "plot_history", "save_figure"]
 
@@ -46,24 +46,7 @@ def _figure(width: float, height: float) -> Any:
 
 def save_figure(fig: Any, path: Any, *, dpi: int = 110) -> pathlib.Path:
     """Writes ``fig`` as a PNG at ``path`` atomically; returns the path."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            fig.savefig(stream, format="png", dpi=dpi)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return atomic_write(path, lambda stream: fig.savefig(stream, format="png", dpi=dpi), binary=True)
 
 
 def _finish(fig: Any, path: Any) -> Any:

@@ -31,12 +31,12 @@ import csv
 import io
 import json
 import math
-import os
 import pathlib
-import tempfile
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
+
+from nnjax._files import atomic_write
 
 __all__ = [
     "CHECKPOINTS",
@@ -65,26 +65,7 @@ METRICS = "metrics.json"
 
 def write_text(path: Any, text: str) -> pathlib.Path:
     """Writes ``text`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return atomic_write(path, lambda stream: stream.write(text))
 
 
 def _jsonable(value: Any) -> Any:
