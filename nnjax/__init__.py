@@ -15,55 +15,66 @@ Example:
   (50,)
 """
 
-from nnjax import activations, data, diagnostics, initializers, losses, optim, training
+from nnjax import (
+    activations,
+    checkpoint,
+    data,
+    diagnostics,
+    initializers,
+    losses,
+    optim,
+    parallel,
+    perceptron,
+    plots,
+    population,
+    runs,
+    sklearn,
+    sweeps,
+    text,
+    training,
+)
+from nnjax.diagnose import Diagnosis, diagnose
 from nnjax.fitting import FitResult, fit
 from nnjax.network import MLP, apply, apply_with_state, init, init_state, predict
+from nnjax.population import best_index, fit_population, select
+from nnjax.sweeps import SweepResult, sweep
 from nnjax.training import EarlyStopping
+
+# nnjax.flax_interop and nnjax.cli are imported on demand (Flax and argparse set-up are not free).
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Diagnosis",
     "EarlyStopping",
     "FitResult",
     "MLP",
+    "SweepResult",
     "activations",
-    "data",
-    "diagnostics",
-    "fit",
-    "optim",
-    "training",
     "apply",
     "apply_with_state",
+    "best_index",
+    "checkpoint",
+    "data",
+    "diagnose",
+    "diagnostics",
+    "fit",
+    "fit_population",
     "init",
     "init_state",
     "initializers",
     "losses",
+    "optim",
+    "parallel",
+    "perceptron",
+    "plots",
+    "population",
     "predict",
+    "runs",
+    "select",
+    "sklearn",
+    "sweep",
+    "sweeps",
+    "text",
+    "training",
 ]
-
-# Populations, sweeps, devices and hosts (issue 6).
-from nnjax import parallel, population, sweeps  # noqa: E402
-from nnjax.population import best_index, fit_population, select  # noqa: E402
-from nnjax.sweeps import SweepResult, sweep  # noqa: E402
-
-__all__ += ["SweepResult", "best_index", "fit_population", "parallel", "population", "select", "sweep", "sweeps"]
-
-# Diagnosing vanishing and exploding gradients (issue 5).
-from nnjax.diagnose import Diagnosis, diagnose  # noqa: E402
-
-__all__ += ["Diagnosis", "diagnose"]
-
-# The perceptron and text models on token ids (issue 4).
-from nnjax import perceptron, text  # noqa: E402
-
-__all__ += ["perceptron", "text"]
-
-# Checkpoints, run directories and plots; the `nnjax` command is nnjax.cli (issue 7).
-from nnjax import checkpoint, plots, runs  # noqa: E402
-
-__all__ += ["checkpoint", "plots", "runs"]
-
-# scikit-learn estimators (issue 8); `nnjax.flax_interop` is imported on demand (it loads Flax).
-from nnjax import sklearn  # noqa: E402
-
-__all__ += ["sklearn"]
