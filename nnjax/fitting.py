@@ -194,7 +194,8 @@ def fit(
       params: initial parameters (default: ``nnjax.init(init_key, net)``).
       resume: a previous result to continue from: 10 epochs equal 5 + 5, bit for bit.
       progress: show a tqdm bar (or call ``progress(epochs_done, metrics)``);
-        training then runs in compiled chunks of ``progress_every`` epochs.
+        training then runs in compiled chunks of ``progress_every`` epochs (default: a
+        tenth of ``epochs``), bit for bit the same as one call.
       batch_sharding: a ``jax.sharding.Sharding`` for the epoch's ``(steps, batch, ...)``
         arrays, e.g. ``NamedSharding(mesh, P(None, "data"))``: data-parallel training
         (see :func:`nnjax.parallel.fit_data_parallel`, which builds it).

