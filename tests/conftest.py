@@ -1,6 +1,8 @@
 """Test configuration: fake CPU devices, fresh keys with a printed seed, strict checks."""
 
 import os
+import pathlib
+import runpy
 import zlib
 
 # Eight fake CPU devices for the sharding tests; must be set before jax is imported.
@@ -36,3 +38,21 @@ def key(seed):
 def rng(seed):
     """A NumPy generator for drawing test inputs."""
     return np.random.default_rng(seed)
+
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture
+def run_example(monkeypatch, tmp_path, capsys):
+    """Runs ``examples/<name>.py``'s ``main(["--quick", ...])`` in this process; returns (measured, printed)."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))  # the scripts import their helper module _common
+
+    def run(name: str, *extra: str) -> tuple[dict, str]:
+        namespace = runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name=f"example_{name}")
+        measured = namespace["main"](["--quick", "--out", str(tmp_path), "--seed", "1", *extra])
+        printed = capsys.readouterr().out
+        assert "Conclusions:" in printed
+        return measured, printed
+
+    return run

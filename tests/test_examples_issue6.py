@@ -6,27 +6,7 @@ Each script's ``main(argv)`` is loaded with ``runpy`` and run in this process (s
 import).
 """
 
-import pathlib
-import runpy
-
 import numpy as np
-import pytest
-
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-@pytest.fixture
-def run_example(monkeypatch, tmp_path, capsys):
-    monkeypatch.syspath_prepend(str(EXAMPLES))  # the scripts import their helper module _common
-
-    def run(name: str, *extra: str) -> tuple[dict, str]:
-        namespace = runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name=f"example_{name}")
-        measured = namespace["main"](["--quick", "--out", str(tmp_path), "--seed", "1", *extra])
-        printed = capsys.readouterr().out
-        assert "Conclusions:" in printed
-        return measured, printed
-
-    return run
 
 
 def test_random_starts_example(run_example, tmp_path):
