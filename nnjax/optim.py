@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import optax
@@ -76,7 +77,7 @@ def _need(value: Any, name: str) -> int:
     return int(value)
 
 
-def make(
+def _make(
     name: str,
     learning_rate: float | optax.Schedule = 0.01,
     *,
@@ -115,10 +116,10 @@ def make(
         tx = optax.adagrad(learning_rate)
     else:
         raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)} or an optax transformation, got {name!r}")
-    return with_clipping(tx, clip_norm=clip_norm, clip_value=clip_value)
+    return _with_clipping(tx, clip_norm=clip_norm, clip_value=clip_value)
 
 
-def with_clipping(
+def _with_clipping(
     tx: optax.GradientTransformation, *, clip_norm: float | None = None, clip_value: float | None = None
 ) -> optax.GradientTransformation:
     """``tx`` preceded by global-norm and/or elementwise clipping (unchanged when both are None)."""
@@ -132,3 +133,28 @@ def with_clipping(
             raise ValueError(f"clip_norm: expected a positive number, got {clip_norm}")
         parts.append(optax.clip_by_global_norm(clip_norm))
     return optax.chain(*parts, tx) if parts else tx
+
+
+def _cached(build):
+    """``build`` memoised on hashable arguments: the same settings give the same optax object.
+
+    ``nnjax.fit`` compiles once per optimizer object (it is a static argument), so building a
+    new but equal optimizer on every call would recompile every call. Unhashable arguments
+    (e.g. a traced learning rate under ``jax.vmap``) are built afresh.
+    """
+    memo = functools.lru_cache(maxsize=256)(build)
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        try:
+            return memo(*args, **kwargs)
+        except TypeError:  # an unhashable argument
+            return build(*args, **kwargs)
+
+    return wrapper
+
+
+make = _cached(_make)
+make.__name__ = make.__qualname__ = "make"
+with_clipping = _cached(_with_clipping)
+with_clipping.__name__ = with_clipping.__qualname__ = "with_clipping"

@@ -285,3 +285,17 @@ def test_bad_data_is_rejected_before_compiling(key, rng):
         nnjax.fit(key, net, (bad, y), **kw)
     with pytest.raises(ValueError, match="y"):
         nnjax.fit(key, net, (x, y[:-1]), **kw)
+
+
+def test_named_optimizer_and_clipping_do_not_recompile(key, rng):
+    x, y = _small_problem(rng, n=32)
+    traces = []
+
+    def counting_loss(logits, labels):
+        traces.append(1)
+        return nnjax.losses.softmax_cross_entropy(logits, labels)
+
+    for _ in range(2):
+        nnjax.fit(key, nnjax.MLP((3, 4)), (x, y), loss=counting_loss, optimizer="adam", learning_rate=0.01,
+                  clip_norm=1.0, epochs=2, batch_size=8)
+    assert len(traces) == 1
