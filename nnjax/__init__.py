@@ -15,32 +15,59 @@ Example:
   (50,)
 """
 
-from nnjax import (
-    activations,
-    checkpoint,
-    data,
-    diagnostics,
-    initializers,
-    losses,
-    optim,
-    parallel,
-    perceptron,
-    plots,
-    population,
-    runs,
-    sklearn,
-    sweeps,
-    text,
-    training,
-)
-from nnjax.diagnose import Diagnosis, diagnose
-from nnjax.fitting import FitResult, fit
-from nnjax.network import MLP, apply, apply_with_state, init, init_state, predict
-from nnjax.population import best_index, fit_population, select
-from nnjax.sweeps import SweepResult, sweep
-from nnjax.training import EarlyStopping
+import importlib
+from typing import TYPE_CHECKING, Any
 
-# nnjax.flax_interop and nnjax.cli are imported on demand (Flax and argparse set-up are not free).
+# Submodules and names load on first use (PEP 562), so ``import nnjax`` and ``nnjax --help``
+# cost no JAX import until something that needs JAX is touched.
+_SUBMODULES = (
+    "activations", "checkpoint", "data", "diagnostics", "initializers", "losses", "optim", "parallel",
+    "perceptron", "plots", "population", "runs", "sklearn", "sweeps", "text", "training",
+)
+_NAMES = {
+    "Diagnosis": "nnjax.diagnose",
+    "diagnose": "nnjax.diagnose",
+    "EarlyStopping": "nnjax.training",
+    "FitResult": "nnjax.fitting",
+    "fit": "nnjax.fitting",
+    "MLP": "nnjax.network",
+    "apply": "nnjax.network",
+    "apply_with_state": "nnjax.network",
+    "init": "nnjax.network",
+    "init_state": "nnjax.network",
+    "predict": "nnjax.network",
+    "best_index": "nnjax.population",
+    "fit_population": "nnjax.population",
+    "select": "nnjax.population",
+    "SweepResult": "nnjax.sweeps",
+    "sweep": "nnjax.sweeps",
+}
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from nnjax import (activations, checkpoint, data, diagnostics, initializers, losses, optim, parallel,
+                       perceptron, plots, population, runs, sklearn, sweeps, text, training)
+    from nnjax.diagnose import Diagnosis, diagnose
+    from nnjax.fitting import FitResult, fit
+    from nnjax.network import MLP, apply, apply_with_state, init, init_state, predict
+    from nnjax.population import best_index, fit_population, select
+    from nnjax.sweeps import SweepResult, sweep
+    from nnjax.training import EarlyStopping
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"nnjax.{name}")
+    else:
+        raise AttributeError(f"module 'nnjax' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 

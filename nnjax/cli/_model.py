@@ -22,8 +22,8 @@ import numpy as np
 
 import nnjax
 from nnjax import checkpoint, runs
-from nnjax._cli_setup import build_net, make_setup
-from nnjax.cli import UsageError
+from nnjax.cli._setup import build_net, make_setup
+from nnjax.cli._errors import UsageError
 
 __all__ = ["Model", "evaluate", "load_model", "predict"]
 
@@ -157,9 +157,9 @@ def _check_width(x: np.ndarray, prep: runs.Preprocessing, name: str) -> None:
 
 
 def _test_split(args: argparse.Namespace, model: Model) -> tuple[np.ndarray, Any, str]:
-    from nnjax.cli import _parse
+    from nnjax.cli._parser import parse_args
 
-    train_args = _parse(["train", "--config", str(pathlib.Path(args.run_dir) / runs.CONFIG)])
+    train_args = parse_args(["train", "--config", str(pathlib.Path(args.run_dir) / runs.CONFIG)])
     setup = make_setup(train_args)
     if "test" not in setup.splits:
         raise UsageError("the run has no test split (--test-fraction 0); pass --data FILE or --dataset NAME")

@@ -1,4 +1,4 @@
-"""The ``nnjax`` command: ``nnjax train``, ``nnjax evaluate`` and ``nnjax predict``.
+"""The command line's flags and parser (standard library only: ``--help`` never imports JAX).
 
 ``nnjax train`` with no flag trains a 64-128-64-10 ReLU network with Adam on the bundled digits
 data (features standardised on the training split) and writes a run directory (see
@@ -6,10 +6,6 @@ data (features standardised on the training split) and writes a run directory (s
 (a missing file, a non-numeric column, an impossible size...) gives one line on stderr that says
 what to fix, exit code 2, and nothing on disk.
 
-Example:
-  >>> from nnjax.cli import main
-  >>> main(["train", "--dataset", "xor", "--epochs", "2", "--hidden", "4", "--batch-size", "0"])
-  2
 """
 
 from __future__ import annotations
@@ -20,16 +16,13 @@ import sys
 from typing import Sequence
 
 from nnjax import runs
+from nnjax.cli._errors import UsageError
 
-__all__ = ["RUN_CONTROL", "TRAIN_FLAGS", "UsageError", "build_parser", "main"]
+__all__ = ["RUN_CONTROL", "TRAIN_FLAGS", "build_parser", "parse_args"]
 
 #: Flags that steer a run but not its result (left out of config.json).
 RUN_CONTROL = {"command", "out", "resume", "config", "quiet", "json", "no_plots", "checkpoint_every", "progress_every"}
 _CHANGEABLE_ON_RESUME = {"epochs", "quiet", "json", "no_plots", "checkpoint_every", "progress_every"}
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported as one line on stderr with exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -183,7 +176,7 @@ def _apply_saved_args(parser, argv, saved: dict, first: argparse.Namespace, *, r
         train.set_defaults(**defaults)
 
 
-def _parse(argv: Sequence[str]) -> argparse.Namespace:
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -202,28 +195,3 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
             raise UsageError(f"{what}: expected a config.json written by nnjax train in {path}")
         args = _apply_saved_args(parser, argv, saved, args, resume=bool(args.resume))
     return args
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the ``nnjax`` command line; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = _parse(argv)
-        if args.command == "train":
-            from nnjax import _cli_train
-
-            return _cli_train.train(args)
-        from nnjax import _cli_model
-
-        return _cli_model.evaluate(args) if args.command == "evaluate" else _cli_model.predict(args)
-    except SystemExit as exit_:  # --help, --version
-        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
-    except (UsageError, ValueError, TypeError, OSError, KeyError) as err:
-        message = str(err).strip() or type(err).__name__
-        if isinstance(err, KeyError):
-            message = f"missing entry {message}"
-        print(f"nnjax: error: {' '.join(message.split())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("nnjax: interrupted", file=sys.stderr)
-        return 130

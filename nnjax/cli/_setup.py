@@ -15,7 +15,7 @@ import numpy as np
 
 import nnjax
 from nnjax import optim, runs
-from nnjax.cli import UsageError
+from nnjax.cli._errors import UsageError
 
 __all__ = ["Setup", "build_net", "make_setup"]
 

@@ -24,9 +24,10 @@ import numpy as np
 
 import nnjax
 from nnjax import checkpoint, runs, training
-from nnjax._cli_setup import Setup, make_setup
+from nnjax.cli._setup import Setup, make_setup
 from nnjax.progress import format_metrics
-from nnjax.cli import RUN_CONTROL, UsageError
+from nnjax.cli._errors import UsageError
+from nnjax.cli._parser import RUN_CONTROL
 
 __all__ = ["run_training", "train", "write_outputs"]
 
