@@ -30,17 +30,22 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+
+from nnjax.data import validation as checks
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 __all__ = [
+    "MAXIMISED",
     "Loss",
     "LossFn",
     "accuracy",
     "binary_cross_entropy",
     "get",
     "hinge",
+    "is_maximised",
     "l1_penalty",
     "l2_penalty",
     "mean_loss",
@@ -99,36 +104,93 @@ def hinge(logits: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.mean(optax.hinge_loss(logits, y), axis=-1)
 
 
-def accuracy(kind: str, logits: jax.Array, y: jax.Array) -> jax.Array:
-    """Per-example correctness (1.0 or 0.0) for the classification loss ``kind``."""
-    kind = _ALIASES.get(kind, kind) if isinstance(kind, str) else kind
-    y = jnp.asarray(y)
-    if kind == "softmax_cross_entropy":
-        y = _class_targets(y, logits)
-        labels = y if y.ndim == logits.ndim - 1 else jnp.argmax(y, axis=-1)
-        hit = jnp.argmax(logits, axis=-1) == labels
-    elif kind == "binary_cross_entropy":
-        hit = jnp.all((logits > 0) == (_as_columns(y, logits) > 0.5), axis=-1)
-    elif kind == "hinge":
-        hit = jnp.all(jnp.where(logits >= 0, 1.0, -1.0) == _as_columns(y, logits), axis=-1)
-    else:
-        raise ValueError(f"accuracy is defined for classification losses, got {kind!r}")
-    return hit.astype(logits.dtype)
+def _softmax_hit(logits: jax.Array, y: jax.Array) -> jax.Array:
+    y = _class_targets(jnp.asarray(y), logits)
+    labels = y if y.ndim == logits.ndim - 1 else jnp.argmax(y, axis=-1)
+    return jnp.argmax(logits, axis=-1) == labels
+
+
+def _binary_hit(logits: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.all((logits > 0) == (_as_columns(y, logits) > 0.5), axis=-1)
+
+
+def _sign_hit(logits: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.all(jnp.where(logits >= 0, 1.0, -1.0) == _as_columns(y, logits), axis=-1)
+
+
+def _width_check(y: np.ndarray, n: int, k: int, name: str) -> np.ndarray:
+    width = 1 if y.ndim == 1 else y.shape[1]
+    if width != k:
+        raise ValueError(f"{name}: expected targets of shape ({n}, {k}){' or (n,)' if k == 1 else ''} for "
+                         f"{k} output(s), got {y.shape}")
+    return y
+
+
+def _real_targets(y: Any, n: int, k: int, name: str) -> np.ndarray:
+    return _width_check(checks.check_targets(y, n, name), n, k, name)
+
+
+def _any_targets(y: Any, n: int, k: int, name: str) -> np.ndarray:
+    """A callable loss defines its own targets: only the row count and finiteness are checked."""
+    return checks.check_targets(y, n, name)
+
+
+def _class_labels(y: Any, n: int, k: int, name: str) -> np.ndarray:
+    if np.ndim(y) == 2:  # one-hot rows
+        y = checks.check_targets(y, n, name)
+        if y.shape[1] != k:
+            raise ValueError(f"{name}: expected one-hot targets of shape ({n}, {k}), got {y.shape}")
+        return y
+    return checks.check_labels(y, k, name, n=n)
+
+
+def _binary_labels(y: Any, n: int, k: int, name: str) -> np.ndarray:
+    if np.ndim(y) == 2 and np.shape(y)[1] > 1:  # multilabel 0/1 rows
+        y = checks.check_targets(y, n, name)
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError(f"{name}: expected 0/1 label indicators, got values {np.unique(y[~np.isin(y, (0, 1))])[:10]}")
+        return _width_check(y.astype(np.float32), n, k, name)
+    return _width_check(checks.check_binary_labels(y, name, n=n), n, k, name)
+
+
+def _signed_labels(y: Any, n: int, k: int, name: str) -> np.ndarray:
+    return _width_check(checks.check_signed_labels(y, name, n=n), n, k, name)
 
 
 class Loss(NamedTuple):
-    """A resolved loss: its name, per-example function and whether it classifies."""
+    """A resolved loss and everything that follows from it.
+
+    Attributes:
+      name: the registered name (or the callable's ``__name__``).
+      fn: the per-example loss ``fn(logits, y) -> (n,)``.
+      classification: whether it classifies (then ``correct`` is set and accuracy is recorded).
+      correct: ``correct(logits, y) -> (n,)`` booleans, for classification losses.
+      output: the output activation that turns logits into predictions.
+      check_targets: the host-side target check ``check_targets(y, n, k, name) -> np.ndarray``
+        for ``n`` examples and ``k`` outputs.
+    """
 
     name: str
     fn: LossFn
     classification: bool
+    correct: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+    output: str = "identity"
+    check_targets: Callable[..., np.ndarray] = _real_targets
+
+    def accuracy(self, logits: jax.Array, y: jax.Array) -> jax.Array:
+        """Per-example correctness, 1.0 or 0.0."""
+        if self.correct is None:
+            raise ValueError(f"accuracy is defined for classification losses, got {self.name!r}")
+        return self.correct(logits, y).astype(logits.dtype)
 
 
 _REGISTRY: dict[str, Loss] = {
     "mse": Loss("mse", mse, False),
-    "binary_cross_entropy": Loss("binary_cross_entropy", binary_cross_entropy, True),
-    "softmax_cross_entropy": Loss("softmax_cross_entropy", softmax_cross_entropy, True),
-    "hinge": Loss("hinge", hinge, True),
+    "binary_cross_entropy": Loss("binary_cross_entropy", binary_cross_entropy, True, _binary_hit, "sigmoid",
+                                 _binary_labels),
+    "softmax_cross_entropy": Loss("softmax_cross_entropy", softmax_cross_entropy, True, _softmax_hit, "softmax",
+                                  _class_labels),
+    "hinge": Loss("hinge", hinge, True, _sign_hit, "sign", _signed_labels),
 }
 _ALIASES = {
     "squared_error": "mse",
@@ -137,6 +199,20 @@ _ALIASES = {
     "cross_entropy": "softmax_cross_entropy",
     "categorical_cross_entropy": "softmax_cross_entropy",
 }
+
+#: History metrics where larger is better (everything else is minimised): the one table that
+#: early stopping, populations, sweeps and the estimators read.
+MAXIMISED = ("accuracy", "r2")
+
+
+def is_maximised(metric: str) -> bool:
+    """Whether larger values of the history metric ``metric`` (e.g. "val_accuracy") are better."""
+    return any(part in metric for part in MAXIMISED)
+
+
+def accuracy(kind: str | Loss, logits: jax.Array, y: jax.Array) -> jax.Array:
+    """Per-example correctness (1.0 or 0.0) for the classification loss ``kind``."""
+    return resolve(kind).accuracy(logits, y)
 
 
 def names() -> tuple[str, ...]:
@@ -149,7 +225,7 @@ def resolve(loss: str | LossFn | Loss) -> Loss:
     if isinstance(loss, Loss):
         return loss
     if callable(loss):
-        return Loss(getattr(loss, "__name__", "custom"), loss, False)
+        return Loss(getattr(loss, "__name__", "custom"), loss, False, check_targets=_any_targets)
     name = _ALIASES.get(loss, loss)
     if name not in _REGISTRY:
         raise ValueError(f"unknown loss {loss!r}: expected one of {', '.join(names())} or a callable")
