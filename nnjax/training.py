@@ -29,17 +29,19 @@ import optax
 
 from nnjax import diagnostics, losses
 from nnjax._typing import Params, PRNGKey, State
-from nnjax.network import MLP, apply_with_state
+from nnjax.model import as_model
 
 __all__ = [
     "EarlyStopping",
     "FitConfig",
+    "HyperParams",
     "StepInfo",
     "TrainState",
     "batch_key",
     "epoch_key",
     "epoch_permutation",
     "evaluate",
+    "fresh_state",
     "init_train_state",
     "run",
     "split_run_key",
@@ -69,9 +71,14 @@ class EarlyStopping(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class FitConfig:
-    """Everything static about a training run (hashable: a static argument of ``jit``)."""
+    """Everything static about a training run (hashable: a static argument of ``jit``).
 
-    net: MLP
+    ``model`` is anything :func:`nnjax.model.as_model` accepts (an :class:`nnjax.MLP` is turned
+    into its model here); ``epochs`` is the length of the compiled epoch scan (a run may use
+    fewer, see :func:`run`). Equal settings are equal configs: they share a compiled program.
+    """
+
+    model: Any
     loss: losses.Loss
     optimizer: optax.GradientTransformation
     epochs: int
@@ -87,6 +94,9 @@ class FitConfig:
     batch_sharding: Any = None
     shuffle: bool = True  # False visits the examples in their given order every epoch
 
+    def __post_init__(self):
+        object.__setattr__(self, "model", as_model(self.model))
+
     @property
     def steps(self) -> int:
         """Minibatches per epoch."""
@@ -98,7 +108,7 @@ class FitConfig:
         """The monitored history key and whether larger is better."""
         es = self.early_stopping
         name = es.monitor or ("val_loss" if has_validation else "loss")
-        maximise = es.mode == "max" or (es.mode == "auto" and ("accuracy" in name or "r2" in name))
+        maximise = es.mode == "max" or (es.mode == "auto" and losses.is_maximised(name))
         return name, maximise
 
 
@@ -115,6 +125,18 @@ class TrainState(NamedTuple):
     best_epoch: jax.Array
     bad_epochs: jax.Array
     stopped: jax.Array
+
+
+class HyperParams(NamedTuple):
+    """The traced numbers of a run (a pytree: ``jax.vmap`` maps over them).
+
+    A field left None is absent from the program: no penalty is computed for ``l1=None``,
+    and ``dropout=None`` keeps the model's own static rates.
+    """
+
+    l1: jax.Array | None = None
+    l2: jax.Array | None = None
+    dropout: jax.Array | None = None
 
 
 class StepInfo(NamedTuple):
@@ -180,9 +202,8 @@ def train_step(
     loss = cfg.loss
 
     def objective(p):
-        logits, new_state, hidden = apply_with_state(
-            p, state, x, cfg.net, key=key, train=True, dropout=dropout,
-            row_weights=(weights > 0), return_hidden=True,
+        logits, new_state, hidden = cfg.model.core_apply(
+            p, state, x, key=key, train=True, dropout=dropout, row_weights=(weights > 0),
         )
         per_example = loss.fn(logits, y)
         data_loss = losses.mean_loss(per_example, weights)
@@ -208,11 +229,12 @@ def train_step(
     opt_out = _tree_select(ok, new_opt_state, opt_state)
 
     w = weights.astype(per_example.dtype)
-    correct = losses.accuracy(loss.name, logits, y) if loss.classification else jnp.zeros_like(per_example)
+    correct = loss.accuracy(logits, y) if loss.classification else jnp.zeros_like(per_example)
     layers = {}
     if cfg.diagnostics:
         # ``sampled``: whether this step also takes the costlier statistics (see nnjax.diagnostics)
-        layers = diagnostics.layer_stats(grads, updates, hidden, weights, sampled=sampled)
+        layers = diagnostics.layer_stats(_layers(cfg, grads), _layers(cfg, updates), hidden, weights,
+                                         sampled=sampled)
     info = StepInfo(
         loss_sum=jnp.sum(jnp.where(w > 0, per_example, 0.0) * w),
         weight_sum=jnp.sum(w),
@@ -246,12 +268,17 @@ def _epoch_batches(cfg: FitConfig, key: PRNGKey, ts: TrainState, x, y, w):
     return batches
 
 
-def evaluate(params: Params, state: State, x: jax.Array, y: jax.Array, net: MLP, loss: losses.Loss) -> dict:
-    """Evaluation-mode metrics on ``(x, y)``: loss, and accuracy or MSE and R^2."""
-    logits, _ = apply_with_state(params, state, x, net, train=False)
+def _layers(cfg: FitConfig, tree: Any) -> list[dict]:
+    """The model's per-layer weight matrices of a params-shaped tree, as the diagnostics read them."""
+    return [{"w": w} for w in cfg.model.layer_weights(tree)]
+
+
+def evaluate(params: Params, state: State, x: jax.Array, y: jax.Array, net: Any, loss: losses.Loss) -> dict:
+    """Evaluation-mode metrics on ``(x, y)``: loss, and accuracy or MSE and R^2 (``net``: any model)."""
+    logits, _, _ = as_model(net).core_apply(params, state, x, train=False)
     out = {"loss": jnp.mean(loss.fn(logits, y))}
     if loss.classification:
-        out["accuracy"] = jnp.mean(losses.accuracy(loss.name, logits, y))
+        out["accuracy"] = jnp.mean(loss.accuracy(logits, y))
     elif loss.name == "mse":
         target = losses._as_columns(y, logits)
         sse = jnp.sum(jnp.square(logits - target), axis=0)
@@ -264,14 +291,14 @@ def evaluate(params: Params, state: State, x: jax.Array, y: jax.Array, net: MLP,
 def _train_epoch(cfg: FitConfig, key, data, hp, ts: TrainState):
     x, y, w, validation = data
     xb, yb, wb = _epoch_batches(cfg, key, ts, x, y, w)
-    dropout = hp.get("dropout")
+    dropout = hp.dropout
 
     def body(carry, inputs):
         params, state, opt_state = carry
         xs, ys, ws, step = inputs
         k = batch_key(key, ts.epoch, step)
         params, state, opt_state, info = train_step(
-            params, state, opt_state, (xs, ys, ws), key=k, cfg=cfg, l1=hp.get("l1"), l2=hp.get("l2"), dropout=dropout,
+            params, state, opt_state, (xs, ys, ws), key=k, cfg=cfg, l1=hp.l1, l2=hp.l2, dropout=dropout,
             sampled=diagnostics.sampled_step(step, cfg.steps),
         )
         return (params, state, opt_state), info
@@ -290,9 +317,9 @@ def _train_epoch(cfg: FitConfig, key, data, hp, ts: TrainState):
     if cfg.loss.classification:
         metrics["accuracy"] = jnp.sum(infos.correct_sum) / weight_sum
     if cfg.diagnostics:
-        metrics.update(diagnostics.epoch_stats(infos.layers, params))
+        metrics.update(diagnostics.epoch_stats(infos.layers, _layers(cfg, params)))
     if validation is not None:
-        for name, value in evaluate(params, state, *validation, cfg.net, cfg.loss).items():
+        for name, value in evaluate(params, state, *validation, cfg.model, cfg.loss).items():
             metrics["val_" + name] = value
     ts = ts._replace(params=params, state=state, opt_state=opt_state, epoch=ts.epoch + 1)
     return _update_stopping(cfg, ts, metrics, validation is not None), metrics
@@ -321,13 +348,15 @@ def _update_stopping(cfg: FitConfig, ts: TrainState, metrics: dict, has_validati
     return ts._replace(stopped=ts.stopped | stop_now)
 
 
-def init_train_state(cfg: FitConfig, params: Params, state: State) -> TrainState:
-    """A fresh training state from initial parameters and batch-norm statistics."""
-    maximise = cfg.early_stopping is not None and cfg.monitor(False)[1]
+def fresh_state(params: Params, state: State, opt_state: Any, *, maximise: bool = False) -> TrainState:
+    """A :class:`TrainState` at epoch 0 with no best epoch yet (pure; ``jax.vmap`` maps it).
+
+    ``maximise``: whether the early-stopping monitor is maximised (the best starts at -inf).
+    """
     return TrainState(
         params=params,
         state=state,
-        opt_state=cfg.optimizer.init(params),
+        opt_state=opt_state,
         epoch=jnp.zeros((), jnp.int32),
         best_params=params,
         best_state=state,
@@ -338,18 +367,27 @@ def init_train_state(cfg: FitConfig, params: Params, state: State) -> TrainState
     )
 
 
+def init_train_state(cfg: FitConfig, params: Params, state: State) -> TrainState:
+    """A fresh training state for ``cfg`` from initial parameters and batch-norm statistics."""
+    maximise = cfg.early_stopping is not None and cfg.monitor(False)[1]
+    return fresh_state(params, state, cfg.optimizer.init(params), maximise=maximise)
+
+
 def _missing(s: jax.ShapeDtypeStruct) -> jax.Array:
     """NaN (floats) or 0 (counts) for the metrics of an epoch that was not run."""
     return jnp.full(s.shape, jnp.nan if jnp.issubdtype(s.dtype, jnp.floating) else 0, s.dtype)
 
 
-def run(cfg: FitConfig, key: PRNGKey, data, hp: dict, ts: TrainState) -> tuple[TrainState, dict]:
-    """Runs ``cfg.epochs`` epochs from ``ts``; returns the new state and per-epoch metrics.
+def run(cfg: FitConfig, key: PRNGKey, data, hp: HyperParams, ts: TrainState,
+        n_epochs: jax.Array | int | None = None) -> tuple[TrainState, dict]:
+    """Runs ``cfg.epochs`` epochs from ``ts`` (or the first ``n_epochs``); returns the new state and metrics.
 
     Args:
       data: ``(x, y, weights, validation)`` with ``validation`` ``(x_val, y_val)`` or None.
-      hp: traced hyper-parameters: optional ``"l1"``, ``"l2"`` (absent: no penalty
-        computed) and ``"dropout"`` (absent: the net's static rates).
+      hp: the traced :class:`HyperParams`.
+      n_epochs: how many of the scan's ``cfg.epochs`` slots to train (may be traced); the
+        slots after it change nothing, not even the epoch counter, and their history rows
+        are to be dropped. One program of ``cfg.epochs`` slots thus serves every shorter run.
 
     Epochs after a stop (early stopping or a non-finite step with
     ``on_nonfinite="stop"``) are not run: their metrics are NaN (counts 0).
@@ -367,10 +405,13 @@ def run(cfg: FitConfig, key: PRNGKey, data, hp: dict, ts: TrainState) -> tuple[T
         shapes = traced[-1] if traced else jax.eval_shape(lambda t: _train_epoch(cfg, key, data, hp, t)[1], ts)
         return ts._replace(epoch=ts.epoch + 1), jax.tree.map(_missing, shapes)
 
-    def epoch(ts, _):
-        ts_out, metrics = jax.lax.cond(~ts.stopped, go, skip, ts)
+    def epoch(ts, slot):
+        inside = True if n_epochs is None else slot < n_epochs
+        ts_out, metrics = jax.lax.cond(~ts.stopped & inside, go, skip, ts)
         metrics["stopped"] = ts.stopped
         metrics["epoch"] = ts.epoch
+        if n_epochs is not None:  # a slot past the run's end (skipped) does not count as an epoch
+            ts_out = ts_out._replace(epoch=jnp.where(inside, ts_out.epoch, ts.epoch))
         return ts_out, metrics
 
-    return jax.lax.scan(epoch, ts, None, length=cfg.epochs)
+    return jax.lax.scan(epoch, ts, jnp.arange(cfg.epochs))
