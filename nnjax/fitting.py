@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple
 
@@ -20,13 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax.data import validation as data_lib
-from nnjax import losses, optim
+from nnjax import cache, losses, optim
 from nnjax._typing import Params, PRNGKey, State
-from nnjax.network import MLP, init, init_state
-from nnjax.training import EarlyStopping, FitConfig, TrainState, init_train_state, run, split_run_key
+from nnjax.data import validation as data_lib
+from nnjax.model import as_model
+from nnjax.training import EarlyStopping, FitConfig, HyperParams, TrainState, init_train_state, run, split_run_key
 
-__all__ = ["FitResult", "fit"]
+__all__ = ["FitResult", "Prepared", "fit", "hyperparameters", "prepare", "run_compiled", "scan_length", "start"]
 
 
 class FitResult(NamedTuple):
@@ -59,54 +60,88 @@ class FitResult(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _run_jit(cfg: FitConfig, key, data, hp, ts):
-    return run(cfg, key, data, hp, ts)
+def _run_jit(cfg: FitConfig, key, data, hp, ts, n_epochs):
+    ts, history = run(cfg, key, data, hp, ts, n_epochs)
+    return _result(cfg, key, ts, history)
 
 
 def _is_concrete(*trees: Any) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
 
 
-def _check_targets_for_loss(y: Any, n: int, net: MLP, loss: losses.Loss) -> np.ndarray:
-    k = net.sizes[-1]
-    if loss.name == "softmax_cross_entropy":
-        if np.ndim(y) == 2:
-            y = data_lib.check_targets(y, n, "y")
-            if y.shape[1] != k:
-                raise ValueError(f"y: expected one-hot targets of shape ({n}, {k}), got {y.shape}")
-            return y
-        return data_lib.check_labels(y, k, "y", n=n)
-    if loss.name == "binary_cross_entropy" and np.ndim(y) == 2 and np.shape(y)[1] > 1:  # multilabel 0/1 rows
-        y = data_lib.check_targets(y, n, "y")
-        if not np.isin(y, (0, 1)).all():
-            raise ValueError(f"y: expected 0/1 label indicators, got values {np.unique(y[~np.isin(y, (0, 1))])[:10]}")
-        y = y.astype(np.float32)
-    elif loss.name == "binary_cross_entropy":
-        y = data_lib.check_binary_labels(y, "y", n=n)
-    elif loss.name == "hinge":
-        y = data_lib.check_signed_labels(y, "y", n=n)
-    else:
-        y = data_lib.check_targets(y, n, "y")
-    if loss.name in ("mse", "binary_cross_entropy", "hinge"):
-        width = 1 if y.ndim == 1 else y.shape[1]
-        if width != k:
-            raise ValueError(f"y: expected targets of shape ({n}, {k}){' or (n,)' if k == 1 else ''} for "
-                             f"{k} output(s), got {y.shape}")
-    return y
+def scan_length(epochs: int) -> int:
+    """The compiled epoch scan's length for a run of ``epochs``: the next power of two.
+
+    Runs of 17 to 32 epochs share one program (the slots past the run are skipped at the
+    cost of a branch), so changing ``epochs`` rarely compiles; see :func:`nnjax.training.run`.
+    """
+    return 1 << max(0, int(epochs) - 1).bit_length()
 
 
-def _prepare(net, x, y, sample_weight, validation, loss):
-    """Host-side validation of concrete inputs; shape checks for traced ones."""
+class Prepared(NamedTuple):
+    """The host's part of a run: checked, encoded device arrays (see :func:`prepare`)."""
+
+    x: Any
+    y: Any
+    weights: Any
+    validation: tuple[Any, Any] | None
+
+    @property
+    def n(self) -> int:
+        return int(jnp.shape(self.x)[0])
+
+
+def _class_weights(y: Any, class_weight: dict | None, sample_weight: Any) -> Any:
+    if class_weight is None:
+        return sample_weight
+    labels = np.asarray(y)
+    labels = labels.argmax(-1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels))
+    known = set(np.unique(labels).tolist())
+    for label, weight in class_weight.items():
+        if label not in known:
+            raise ValueError(f"class_weight: expected labels that occur in y ({sorted(known)[:20]}), got {label!r}")
+        data_lib.check_positive(weight, f"class_weight[{label!r}]", allow_zero=True)
+    per_row = np.array([class_weight.get(int(c), 1.0) for c in labels], np.float32)
+    return per_row if sample_weight is None else per_row * np.asarray(sample_weight, np.float32)
+
+
+def _check_classes(y: np.ndarray, loss: losses.Loss, k: int) -> None:
+    if loss.name != "softmax_cross_entropy":
+        return
+    labels = y.argmax(-1) if y.ndim == 2 else y
+    if k < 2:
+        raise ValueError(f"net: softmax classification needs at least 2 outputs, got {k}; for one class there "
+                         "is nothing to learn")
+    if np.unique(labels).size < 2:
+        raise ValueError(f"y: expected at least 2 classes for classification, got only class {int(labels.flat[0])}")
+
+
+def prepare(net: Any, data: tuple[Any, Any], *, loss: Any, sample_weight: Any = None, class_weight: dict | None = None,
+            validation: tuple[Any, Any] | None = None) -> Prepared:
+    """Checks and encodes a run's data on the host, once: the first of a run's three pieces.
+
+    ``net`` is anything :func:`nnjax.model.as_model` accepts. Concrete inputs are validated
+    (shapes, dtypes, finiteness, label ranges, weights, at least two classes); traced ones (under
+    ``jax.vmap`` or ``jax.jit``) get shape checks only.
+
+    Raises:
+      ValueError: naming the argument, what was expected and what came.
+    """
+    model = as_model(net)
+    loss = losses.resolve(loss)
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError(f"data: expected a pair (x, y), got {type(data).__name__}")
+    x, y = data
     if not _is_concrete(x, y, sample_weight, validation):
-        if jnp.ndim(x) != 2 or jnp.shape(x)[1] != net.sizes[0]:
-            raise ValueError(f"x: expected shape (n, {net.sizes[0]}), got {jnp.shape(x)}")
+        if jnp.ndim(x) < 2:
+            raise ValueError(f"x: expected shape (n, features), got {jnp.shape(x)}")
         w = jnp.ones((jnp.shape(x)[0],), jnp.float32) if sample_weight is None else sample_weight
-        return x, y, w, validation
-    x = data_lib.check_features(x, "x", allow_int=False)
-    if x.shape[1] != net.sizes[0]:
-        raise ValueError(f"x: expected {net.sizes[0]} features (net.sizes[0]), got {x.shape[1]}")
-    n = x.shape[0]
-    y = _check_targets_for_loss(y, n, net, loss)
+        return Prepared(x, y, w, validation)
+    x = model.check_inputs(x, "x")
+    n, k = x.shape[0], model.output_width(x)
+    y = loss.check_targets(y, n, k, "y")
+    _check_classes(np.asarray(y), loss, k)
+    sample_weight = _class_weights(y, class_weight, sample_weight)
     if sample_weight is None:
         w = np.ones((n,), np.float32)
     else:
@@ -116,25 +151,69 @@ def _prepare(net, x, y, sample_weight, validation, loss):
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError(f"validation: expected a pair (x_val, y_val), got {type(validation).__name__}")
-        xv = data_lib.check_features(validation[0], "validation x")
-        if xv.shape[1] != net.sizes[0]:
-            raise ValueError(f"validation x: expected {net.sizes[0]} features, got {xv.shape[1]}")
-        validation = (xv, _check_targets_for_loss(validation[1], xv.shape[0], net, loss))
-    return x, y, w, validation
+        xv = model.check_inputs(validation[0], "validation x")
+        validation = (jnp.asarray(xv), jnp.asarray(loss.check_targets(validation[1], xv.shape[0], k, "validation y")))
+    return Prepared(jnp.asarray(x), jnp.asarray(y), jnp.asarray(w, jnp.float32), validation)
 
 
-def _class_weights(y: Any, class_weight: dict | None, sample_weight: Any) -> Any:
-    if class_weight is None:
-        return sample_weight
-    labels = np.asarray(y)
-    labels = labels.argmax(-1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels))
-    per_row = np.array([class_weight.get(int(c), 1.0) for c in labels], np.float32)
-    return per_row if sample_weight is None else per_row * np.asarray(sample_weight, np.float32)
+def start(key: PRNGKey, cfg: FitConfig, params: Params | None = None) -> TrainState:
+    """A run's untrained state from its key: the second piece (pure; ``jax.vmap`` maps it).
+
+    Parameters come from ``cfg.model.init(split_run_key(key)[0])`` unless ``params`` is given.
+    """
+    if params is None:
+        params = cfg.model.init(split_run_key(key)[0])
+    return init_train_state(cfg, params, cfg.model.start_state())
+
+
+def hyperparameters(l1: Any = 0.0, l2: Any = 0.0, dropout: Any = None) -> HyperParams:
+    """The traced numbers of a run as one record; a static zero penalty leaves the program.
+
+    Raises:
+      ValueError: for a concrete negative or non-finite penalty, or a dropout rate outside [0, 1).
+    """
+    values = {}
+    for name, value in (("l1", l1), ("l2", l2)):
+        if _is_concrete(value):
+            arr = np.asarray(value, np.float64)
+            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                raise ValueError(f"{name}: expected a finite penalty >= 0, got {value}")
+            if np.all(arr == 0):
+                continue  # a static 0 costs nothing
+        values[name] = jnp.asarray(value, jnp.float32)
+    if dropout is not None:
+        if _is_concrete(dropout):
+            rates = np.atleast_1d(np.asarray(dropout, np.float64))
+            if not np.all(np.isfinite(rates)) or np.any(rates < 0) or np.any(rates >= 1):
+                raise ValueError(f"dropout: expected rates in [0, 1) (probability of dropping a unit), got {dropout}")
+        values["dropout"] = jnp.asarray(dropout, jnp.float32)
+    return HyperParams(**values)
+
+
+def run_compiled(cfg: FitConfig, key: PRNGKey, data: Prepared, hp: HyperParams, ts: TrainState,
+                 epochs: int | None = None, *, slots: int | None = None) -> FitResult:
+    """Trains ``epochs`` epochs (default ``cfg.epochs``) from ``ts``: the third piece, one compiled call.
+
+    With concrete inputs the program's epoch scan has ``slots`` slots (default
+    :func:`scan_length` of ``epochs``), so runs of nearby lengths share it; under a
+    transformation (``jax.vmap``) it has exactly ``epochs``.
+    """
+    epochs = cfg.epochs if epochs is None else int(epochs)
+    arrays = (data.x, data.y, data.weights, data.validation)
+    if not _is_concrete(key, arrays, hp, ts):
+        return _run_jit(dataclasses.replace(cfg, epochs=epochs), key, arrays, hp, ts, None)
+    slots = scan_length(epochs) if slots is None else max(int(slots), epochs)
+    result = _run_jit(dataclasses.replace(cfg, epochs=slots), key, arrays, hp, ts, np.int32(epochs))
+    if slots == epochs:
+        return result
+    # a transfer, not a compile: NumPy slices put back on the device
+    history = {k: jnp.asarray(np.asarray(v)[:epochs]) for k, v in result.history.items()}
+    return result._replace(history=history)
 
 
 def fit(
     key: PRNGKey | None,
-    net: MLP,
+    net: Any,
     data: tuple[Any, Any],
     *,
     loss: str | Callable | losses.Loss,
@@ -213,9 +292,16 @@ def fit(
       ValueError: for inputs of the wrong shape, dtype, range or finiteness,
         naming the argument, the expectation and what came.
     """
+    cache.enable_default()
+    model = as_model(net)
     loss_obj = losses.resolve(loss)
     if isinstance(optimizer, str):
+        if _is_concrete(learning_rate) and not callable(learning_rate):
+            data_lib.check_positive(learning_rate, "learning_rate")
         optimizer = optim.make(optimizer, learning_rate)
+    elif not hasattr(optimizer, "update") or not hasattr(optimizer, "init"):
+        raise ValueError(f"optimizer: expected an optax.GradientTransformation or a name from "
+                         f"{', '.join(optim.OPTIMIZERS)}, got {optimizer!r}")
     optimizer = optim.with_clipping(optimizer, clip_norm=clip_norm, clip_value=clip_value)
     if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
         early_stopping = EarlyStopping(patience=early_stopping)
@@ -223,21 +309,15 @@ def fit(
         raise ValueError(f"on_nonfinite: expected 'skip' or 'stop', got {on_nonfinite!r}")
     epochs = data_lib.check_positive_int(epochs, "epochs")
     batch_size = data_lib.check_positive_int(batch_size, "batch_size")
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise ValueError(f"data: expected a pair (x, y), got {type(data).__name__}")
-    x, y = data
-    sample_weight = _class_weights(y, class_weight, sample_weight)
-    x, y, w, validation = _prepare(net, x, y, sample_weight, validation, loss_obj)
-    n = int(jnp.shape(x)[0])
+    prepared = prepare(model, data, loss=loss_obj, sample_weight=sample_weight, class_weight=class_weight,
+                       validation=validation)
+    n = prepared.n
     if batch_size > n:
         raise ValueError(f"batch_size: expected at most the number of examples ({n}), got {batch_size}")
-    if dropout is not None and _is_concrete(dropout):
-        rates = np.atleast_1d(np.asarray(dropout, np.float64))
-        if np.any(rates < 0) or np.any(rates >= 1):
-            raise ValueError(f"dropout: expected rates in [0, 1) (probability of dropping a unit), got {dropout}")
+    hp = hyperparameters(l1, l2, dropout)
 
     cfg = FitConfig(
-        net=net, loss=loss_obj, optimizer=optimizer, epochs=epochs, batch_size=batch_size, n=n,
+        model=model, loss=loss_obj, optimizer=optimizer, epochs=epochs, batch_size=batch_size, n=n,
         drop_last=drop_last, early_stopping=early_stopping, on_nonfinite=on_nonfinite,
         diagnostics=diagnostics, dynamic_dropout=dropout is not None, batch_sharding=batch_sharding,
         shuffle=bool(shuffle),
@@ -245,26 +325,32 @@ def fit(
     if resume is not None:
         key = resume.key if key is None else key
         ts = resume.train_state
+        _check_resume(ts, model)
     else:
         if key is None:
             raise ValueError("key: expected a jax PRNG key (e.g. jax.random.key(0)), got None")
-        init_key, _ = split_run_key(key)
-        start = init(init_key, net) if params is None else params
-        ts = init_train_state(cfg, start, init_state(net))
-    hp = {name: jnp.asarray(value, jnp.float32) for name, value in (("l1", l1), ("l2", l2))
-          if not (_is_concrete(value) and np.all(np.asarray(value) == 0))}  # a static 0 costs nothing
-    if dropout is not None:
-        hp["dropout"] = jnp.asarray(dropout, jnp.float32)
-    arrays = (jnp.asarray(x), jnp.asarray(y), jnp.asarray(w, jnp.float32),
-              None if validation is None else tuple(jnp.asarray(a) for a in validation))
+        ts = start(key, cfg, params)
+    # Compare the optimizer by what it computes, so a fresh but equal one reuses the program.
+    cfg = dataclasses.replace(cfg, optimizer=optim.by_value(optimizer, ts.params))
 
-    if progress and _is_concrete(key, arrays, hp, ts):
+    if progress and _is_concrete(key, prepared, hp, ts):
         from nnjax.progress import run_in_chunks
 
-        ts, history = run_in_chunks(_run_jit, cfg, key, arrays, hp, ts, progress, progress_every)
-    else:
-        ts, history = _run_jit(cfg, key, arrays, hp, ts)
-    return _result(cfg, key, ts, history)
+        every = max(1, min(epochs, progress_every or max(1, epochs // 10)))
+        slots = scan_length(every)  # every chunk, the short last one too, runs one program
+        return run_in_chunks(lambda ts, size: run_compiled(cfg, key, prepared, hp, ts, size, slots=slots), ts,
+                             epochs, progress, every)
+    return run_compiled(cfg, key, prepared, hp, ts)
+
+
+def _check_resume(ts: TrainState, model: Any) -> None:
+    """A resumed state must have the parameters this model makes (same shapes and structure)."""
+    want = jax.eval_shape(model.init, jax.random.key(0))
+    got_shapes = jax.tree.map(lambda a: tuple(jnp.shape(a)), ts.params)
+    want_shapes = jax.tree.map(lambda a: tuple(a.shape), want)
+    if jax.tree.structure(got_shapes) != jax.tree.structure(want_shapes) or got_shapes != want_shapes:
+        raise ValueError(f"resume: expected a result of this network (parameter shapes {want_shapes}), "
+                         f"got one with parameter shapes {got_shapes}")
 
 
 def _result(cfg: FitConfig, key, ts: TrainState, history: dict) -> FitResult:

@@ -13,12 +13,15 @@ Example:
 
 from __future__ import annotations
 
-import functools
+import hashlib
 from typing import Any, Sequence
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "make", "schedule", "with_clipping"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "ByValue", "by_value", "make", "schedule", "with_clipping"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "exponential", "cosine", "step", "piecewise", "warmup_cosine")
@@ -77,7 +80,7 @@ def _need(value: Any, name: str) -> int:
     return int(value)
 
 
-def _make(
+def make(
     name: str,
     learning_rate: float | optax.Schedule = 0.01,
     *,
@@ -100,26 +103,31 @@ def _make(
       clip_norm: clip the gradients' global norm to this value first.
       clip_value: clip each gradient entry to [-clip_value, clip_value] first.
     """
+    # The numbers live in the optimizer state (optax.inject_hyperparams), not in the program:
+    # every learning rate, momentum or beta compiles the same training program.
+    inject = optax.inject_hyperparams
     if name == "sgd":
-        tx = optax.sgd(learning_rate)
+        tx = inject(optax.sgd)(learning_rate=learning_rate)
     elif name == "momentum":
-        tx = optax.sgd(learning_rate, momentum=momentum)
+        tx = inject(optax.sgd)(learning_rate=learning_rate, momentum=momentum)
     elif name == "nesterov":
-        tx = optax.sgd(learning_rate, momentum=momentum, nesterov=True)
+        tx = inject(optax.sgd, static_args=("nesterov",))(learning_rate=learning_rate, momentum=momentum,
+                                                          nesterov=True)
     elif name == "adam":
-        tx = optax.adam(learning_rate, b1=beta_1, b2=beta_2, eps=epsilon)
+        tx = inject(optax.adam)(learning_rate=learning_rate, b1=beta_1, b2=beta_2, eps=epsilon)
     elif name == "adamw":
-        tx = optax.adamw(learning_rate, b1=beta_1, b2=beta_2, eps=epsilon, weight_decay=weight_decay)
+        tx = inject(optax.adamw)(learning_rate=learning_rate, b1=beta_1, b2=beta_2, eps=epsilon,
+                                 weight_decay=weight_decay)
     elif name == "rmsprop":
-        tx = optax.rmsprop(learning_rate)
+        tx = inject(optax.rmsprop)(learning_rate=learning_rate)
     elif name == "adagrad":
-        tx = optax.adagrad(learning_rate)
+        tx = inject(optax.adagrad)(learning_rate=learning_rate)
     else:
         raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)} or an optax transformation, got {name!r}")
-    return _with_clipping(tx, clip_norm=clip_norm, clip_value=clip_value)
+    return with_clipping(tx, clip_norm=clip_norm, clip_value=clip_value)
 
 
-def _with_clipping(
+def with_clipping(
     tx: optax.GradientTransformation, *, clip_norm: float | None = None, clip_value: float | None = None
 ) -> optax.GradientTransformation:
     """``tx`` preceded by global-norm and/or elementwise clipping (unchanged when both are None)."""
@@ -135,26 +143,58 @@ def _with_clipping(
     return optax.chain(*parts, tx) if parts else tx
 
 
-def _cached(build):
-    """``build`` memoised on hashable arguments: the same settings give the same optax object.
+class ByValue:
+    """An optax transformation that compares by what it computes, not by object identity.
 
-    ``nnjax.fit`` compiles once per optimizer object (it is a static argument), so building a
-    new but equal optimizer on every call would recompile every call. Unhashable arguments
-    (e.g. a traced learning rate under ``jax.vmap``) are built afresh.
+    ``nnjax.fit`` compiles one program per distinct optimizer; two freshly built
+    ``optax.sgd(0.05)`` are different Python objects but the same computation. ``ByValue``
+    identifies ``tx`` by the jaxpr of its ``update`` on the given parameter shapes (with the
+    bytes of any array constants), so equal settings share the compiled program. Build it with
+    :func:`by_value`.
     """
-    memo = functools.lru_cache(maxsize=256)(build)
 
-    @functools.wraps(build)
-    def wrapper(*args, **kwargs):
-        try:
-            return memo(*args, **kwargs)
-        except TypeError:  # an unhashable argument
-            return build(*args, **kwargs)
+    __slots__ = ("tx", "key", "_hash")
 
-    return wrapper
+    def __init__(self, tx: optax.GradientTransformation, key: Any):
+        self.tx, self.key, self._hash = tx, key, hash(key)
+
+    @property
+    def init(self):
+        return self.tx.init
+
+    @property
+    def update(self):
+        return self.tx.update
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, ByValue) and self._hash == other._hash and self.key == other.key
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"ByValue({type(self.tx).__name__})"
 
 
-make = _cached(_make)
-make.__name__ = make.__qualname__ = "make"
-with_clipping = _cached(_with_clipping)
-with_clipping.__name__ = with_clipping.__qualname__ = "with_clipping"
+def _abstract(tree: Any) -> Any:
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)), tree)
+
+
+def by_value(tx: Any, params: Any) -> Any:
+    """``tx`` wrapped as a :class:`ByValue` for parameters shaped like ``params``.
+
+    Returns ``tx`` itself where its computation cannot be read off by value (it closes over
+    traced values, e.g. a learning rate under ``jax.vmap``): then identity decides, as before.
+    """
+    if isinstance(tx, ByValue):
+        return tx
+    try:
+        shapes = _abstract(params)
+        state = jax.eval_shape(tx.init, shapes)
+        closed = jax.make_jaxpr(lambda g, s, p: tx.update(g, s, p))(shapes, state, shapes)
+        consts = tuple((np.shape(c), str(np.asarray(c).dtype), hashlib.sha256(np.asarray(c).tobytes()).hexdigest())
+                       for c in closed.consts)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError,
+            jax.errors.UnexpectedTracerError):
+        return tx
+    return ByValue(tx, (str(closed.jaxpr), consts, str(jax.tree.structure(state))))

@@ -1,0 +1,75 @@
+"""JAX's persistent compilation cache, on by default for nnjax's training programs.
+
+A training program compiles once per problem in a process (see :mod:`nnjax.fitting`); this cache
+keeps the compiled programs on disk, so the next process that trains the same problem loads
+them instead of compiling again (the README's quick start: a 3-5x faster first fit).
+
+:func:`nnjax.fit`, and so the command line, the estimators and the examples, calls
+:func:`enable_default` once per process. It changes nothing when you configured JAX's cache
+yourself (``jax_compilation_cache_dir``); otherwise it points JAX at ``$NNJAX_CACHE_DIR``, or
+``$XDG_CACHE_HOME/nnjax/xla`` (``~/.cache/nnjax/xla``), and lowers the smallest compile time
+worth caching to 0.1 s (JAX's default, 1 s, would leave most small networks out).
+``NNJAX_CACHE_DIR=off`` (or ``0``, ``none``, ``false``) switches it off.
+
+Example:
+  >>> from nnjax import cache
+  >>> cache.directory_from_env({"NNJAX_CACHE_DIR": "off"}) is None
+  True
+  >>> str(cache.directory_from_env({"NNJAX_CACHE_DIR": "/tmp/xla-cache"}))
+  '/tmp/xla-cache'
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Mapping
+
+__all__ = ["OFF", "directory_from_env", "enable", "enable_default", "enabled_directory"]
+
+#: Values of ``NNJAX_CACHE_DIR`` that switch the cache off.
+OFF = frozenset({"", "0", "off", "none", "false", "no"})
+
+_done = False
+
+
+def directory_from_env(env: Mapping[str, str] | None = None) -> pathlib.Path | None:
+    """The cache directory the environment asks for (None: switched off)."""
+    env = os.environ if env is None else env
+    value = env.get("NNJAX_CACHE_DIR")
+    if value is not None:
+        return None if value.strip().lower() in OFF else pathlib.Path(value).expanduser()
+    base = env.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
+    return pathlib.Path(base) / "nnjax" / "xla"
+
+
+def enable(directory: str | os.PathLike, *, min_compile_seconds: float = 0.1) -> pathlib.Path:
+    """Points JAX's persistent compilation cache at ``directory`` (created if missing)."""
+    import jax
+
+    path = pathlib.Path(directory).expanduser().absolute()
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
+    return path
+
+
+def enabled_directory() -> str | None:
+    """The directory JAX's persistent cache uses now (None: off)."""
+    import jax
+
+    return jax.config.jax_compilation_cache_dir
+
+
+def enable_default() -> str | None:
+    """Once per process: the environment's cache, unless JAX's cache is already configured."""
+    global _done
+    if not _done:
+        _done = True
+        directory = directory_from_env()
+        if directory is not None and enabled_directory() is None:
+            try:
+                enable(directory)
+            except OSError:  # an unwritable home: train without the cache rather than fail
+                pass
+    return enabled_directory()
