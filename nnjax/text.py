@@ -10,10 +10,9 @@ ordinary :class:`nnjax.MLP`::
     pooled = sum_t mask_t E[ids_t] / max(1, sum_t mask_t)         # mask: id != PAD_ID
     logits = nnjax.apply(params["mlp"], pooled, head)
 
-The table is trained with the head by :func:`fit_text`, which runs the same compiled
-loop shape and key schedule as :func:`nnjax.fit` (see :mod:`nnjax.training`):
-``lax.scan`` over epochs of ``lax.scan`` over reshuffled minibatches, a padded and
-masked last batch, optax updates and a guard that skips non-finite steps.
+The table is trained with the head by :func:`nnjax.fit` itself (:func:`fit_text` is the same
+call): an :class:`EmbeddingBag` is a model of the training core (:class:`TextModel`), so text
+models share the loop, its key schedule, early stopping, resume, the guard and the diagnostics.
 
 Documented behaviour at the edges:
 
@@ -44,21 +43,23 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax import losses, network, training
+from nnjax import network
 from nnjax._typing import PRNGKey
+from nnjax.fitting import FitResult, fit
 from nnjax.data import validation as checks
 from nnjax.data.text import PAD_ID, UNKNOWN_ID
 
 __all__ = [
     "EmbeddingBag",
     "TextFitResult",
+    "TextModel",
     "apply",
     "check_ids",
     "fit_text",
@@ -99,6 +100,10 @@ class EmbeddingBag:
     embedding_stddev: float = 0.1
     ignore_unknown: bool = False
 
+    def as_model(self) -> "TextModel":
+        """This topology as a model of the training core (:func:`nnjax.fit` calls it)."""
+        return TextModel(self)
+
     def __post_init__(self):
         if checks.check_positive_int(self.n_ids, "n_ids") < 3:
             raise ValueError(f"n_ids: expected at least 3 (padding, unknown and one word; use BagOfWords.n_ids), "
@@ -120,6 +125,11 @@ def init(key: PRNGKey, model: EmbeddingBag) -> dict:
 
     The table uses ``fold_in(key, 0)``, the head ``nnjax.init(fold_in(key, 1), model.head)``.
     """
+    return _init(key, model)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _init(key: PRNGKey, model: EmbeddingBag) -> dict:
     table = model.embedding_stddev * jax.random.normal(jax.random.fold_in(key, 0), (model.n_ids, model.dim))
     table = table.at[PAD_ID].set(0.0)
     return {"embedding": table, "mlp": network.init(jax.random.fold_in(key, 1), model.head)}
@@ -189,98 +199,43 @@ def token_scores(params: dict, model: EmbeddingBag) -> jax.Array:
     return network.apply(params["mlp"], params["embedding"], model.head)
 
 
-class TextFitResult(NamedTuple):
-    """The result of :func:`fit_text`: ``params``, per-epoch ``history`` and the run ``key``."""
-
-    params: dict
-    history: dict[str, jax.Array]
-    key: PRNGKey
+#: :func:`fit_text` returns an :class:`nnjax.FitResult` (``params``, ``history``, ``key`` and more).
+TextFitResult = FitResult
 
 
 @dataclasses.dataclass(frozen=True)
-class _TextConfig:
-    model: EmbeddingBag
-    loss: losses.Loss
-    optimizer: optax.GradientTransformation
-    epochs: int
-    batch_size: int
-    n: int
+class TextModel:
+    """An :class:`EmbeddingBag` as a model of the training core (see :mod:`nnjax.model`)."""
+
+    bag: EmbeddingBag
+
+    name = "EmbeddingBag"
 
     @property
-    def steps(self) -> int:
-        return -(-self.n // self.batch_size)
+    def n_outputs(self) -> int:
+        return self.bag.n_outputs
 
+    def init(self, key: PRNGKey) -> dict:
+        return init(key, self.bag)
 
-def _all_finite(tree: Any) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)]))
+    def start_state(self) -> Any:
+        return network.init_state(self.bag.head)
 
+    def core_apply(self, params, state, ids, *, key=None, train=False, dropout=None, row_weights=None):
+        with jax.named_scope("embedding_bag"):
+            pooled = pool(params, ids, self.bag)
+        return network.apply_with_state(params["mlp"], state, pooled, self.bag.head, key=key, train=train,
+                                        dropout=dropout, row_weights=row_weights, return_hidden=True)
 
-def _train_step(cfg: _TextConfig, params, opt_state, batch, key, l2):
-    ids, y, weights = batch
+    def layer_weights(self, tree: Any) -> list:
+        """The embedding table first, then the head's weight matrices."""
+        return [tree["embedding"]] + [layer["w"] for layer in tree["mlp"]]
 
-    def objective(p):
-        logits = apply(p, ids, cfg.model, key=key, train=True)
-        per_example = cfg.loss.fn(logits, y)
-        return losses.mean_loss(per_example, weights) + losses.penalty(p["mlp"], 0.0, l2), (per_example, logits)
+    def check_inputs(self, ids: Any, name: str = "x") -> np.ndarray:
+        return check_ids(ids, self.bag.n_ids, "ids" if name == "x" else name.replace(" x", " ids"))
 
-    (total, (per_example, logits)), grads = jax.value_and_grad(objective, has_aux=True)(params)
-    updates, new_opt_state = cfg.optimizer.update(grads, opt_state, params)
-    new_params = optax.apply_updates(params, updates)
-    ok = jnp.isfinite(total) & _all_finite(grads) & _all_finite(new_params)
-    params = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_params, params)
-    opt_state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_opt_state, opt_state)
-    w = weights.astype(per_example.dtype)
-    correct = losses.accuracy(cfg.loss.name, logits, y) if cfg.loss.classification else jnp.zeros_like(w)
-    sums = {"loss": jnp.sum(jnp.where(w > 0, per_example, 0.0) * w), "correct": jnp.sum(correct * w),
-            "weight": jnp.sum(w), "skipped": (~ok).astype(jnp.int32)}
-    return params, opt_state, sums
-
-
-def _epoch(cfg: _TextConfig, key, data, l2, carry, epoch):
-    ids, y, validation_data = data
-    params, opt_state = carry
-    total = cfg.steps * cfg.batch_size
-    perm = training.epoch_permutation(key, epoch, cfg.n)
-    idx = jnp.concatenate([perm, jnp.zeros((total - cfg.n,), perm.dtype)])
-    weights = (jnp.arange(total) < cfg.n).astype(jnp.float32).reshape(cfg.steps, cfg.batch_size)
-    ids_b = ids[idx].reshape((cfg.steps, cfg.batch_size) + ids.shape[1:])
-    y_b = y[idx].reshape((cfg.steps, cfg.batch_size) + y.shape[1:])
-
-    def body(state, inputs):
-        ids_s, y_s, w_s, step = inputs
-        p, o, sums = _train_step(cfg, *state, (ids_s, y_s, w_s), training.batch_key(key, epoch, step), l2)
-        return (p, o), sums
-
-    (params, opt_state), sums = jax.lax.scan(body, (params, opt_state),
-                                             (ids_b, y_b, weights, jnp.arange(cfg.steps)))
-    metrics = {"loss": jnp.sum(sums["loss"]) / cfg.n, "skipped": jnp.sum(sums["skipped"])}
-    if cfg.loss.classification:
-        metrics["accuracy"] = jnp.sum(sums["correct"]) / cfg.n
-    if validation_data is not None:
-        x_val, y_val = validation_data
-        logits = apply(params, x_val, cfg.model)
-        metrics["val_loss"] = jnp.mean(cfg.loss.fn(logits, y_val))
-        if cfg.loss.classification:
-            metrics["val_accuracy"] = jnp.mean(losses.accuracy(cfg.loss.name, logits, y_val))
-    return (params, opt_state), metrics
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _run(cfg: _TextConfig, key, data, l2, params):
-    carry = (params, cfg.optimizer.init(params))
-    (params, _), history = jax.lax.scan(functools.partial(_epoch, cfg, key, data, l2), carry,
-                                        jnp.arange(cfg.epochs))
-    return params, history
-
-
-def _check_text_targets(y: Any, n: int, model: EmbeddingBag, loss: losses.Loss, name: str) -> np.ndarray:
-    if loss.name == "softmax_cross_entropy":
-        return checks.check_labels(y, model.n_outputs, name, n=n)
-    if loss.name == "binary_cross_entropy":
-        return checks.check_binary_labels(y, name, n=n)
-    if loss.name == "hinge":
-        return checks.check_signed_labels(y, name, n=n)
-    return checks.check_targets(y, n, name)
+    def output_width(self, ids: Any = None) -> int:
+        return self.bag.n_outputs
 
 
 def fit_text(
@@ -288,17 +243,21 @@ def fit_text(
     model: EmbeddingBag,
     data: tuple[Any, Any],
     *,
-    loss: str | losses.Loss,
-    optimizer: optax.GradientTransformation,
+    loss: Any,
+    optimizer: optax.GradientTransformation | str,
     epochs: int,
     batch_size: int,
     l2: float | jax.Array = 0.0,
     validation: tuple[Any, Any] | None = None,
     params: dict | None = None,
-) -> TextFitResult:
-    """Trains the embedding table and the head together, in one compiled program.
+    **fit_kwargs: Any,
+) -> FitResult:
+    """Trains the embedding table and the head together: :func:`nnjax.fit` on the text model.
 
-    Same key schedule as :func:`nnjax.fit`: parameters from ``split_run_key(key)[0]``,
+    The same compiled core as every model, so text models get early stopping, ``resume=``,
+    sample weights, the non-finite step guard and the per-layer diagnostics (layer 0 is the
+    embedding table). ``nnjax.fit(key, model, ...)`` with the :class:`EmbeddingBag` itself is
+    the same call. Same key schedule: parameters from ``split_run_key(key)[0]``,
     epoch ``e`` visits ``training.epoch_permutation(key, e, n)``, minibatch ``s`` draws
     dropout from ``training.batch_key(key, e, s)``. Every text is used once per epoch
     (a short last batch is padded with weight-0 rows).
@@ -314,10 +273,12 @@ def fit_text(
       l2: ``l2 * sum W^2`` over the head's weight matrices (the table is not penalised).
       validation: ``(ids_val, y_val)``, scored after every epoch.
       params: initial parameters (default :func:`init`).
+      **fit_kwargs: the rest of :func:`nnjax.fit`'s keywords (``early_stopping``, ``resume``,
+        ``sample_weight``, ``diagnostics``, ``progress`` ...).
 
     Returns:
-      A :class:`TextFitResult`; ``history`` has "loss", "skipped", and for classification
-      "accuracy", plus "val_loss"/"val_accuracy" with validation data (arrays of length ``epochs``).
+      A :class:`nnjax.FitResult`; ``history`` as :func:`nnjax.fit` records it ("loss",
+      "skipped", "accuracy", "val_loss"/"val_accuracy" with validation data, per-layer keys).
 
     Example:
       >>> import jax, optax, numpy as np
@@ -328,25 +289,7 @@ def fit_text(
       >>> (np.asarray(predict(r.params, ids, model))[:, 0] > 0.5).astype(int).tolist()
       [1, 0, 1, 0]
     """
-    loss_obj = losses.resolve(loss)
-    epochs = checks.check_positive_int(epochs, "epochs")
-    batch_size = checks.check_positive_int(batch_size, "batch_size")
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(f"data: expected a pair (ids, y), got {type(data).__name__}")
-    ids = check_ids(data[0], model.n_ids)
-    y = _check_text_targets(data[1], len(ids), model, loss_obj, "y")
-    if batch_size > len(ids):
-        raise ValueError(f"batch_size: expected at most the number of texts ({len(ids)}), got {batch_size}")
-    if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise ValueError(f"validation: expected a pair (ids_val, y_val), got {type(validation).__name__}")
-        ids_val = check_ids(validation[0], model.n_ids, "validation ids")
-        y_val = _check_text_targets(validation[1], len(ids_val), model, loss_obj, "validation y")
-        validation = (jnp.asarray(ids_val), jnp.asarray(y_val))
-    if params is None:
-        params = init(training.split_run_key(key)[0], model)
-    cfg = _TextConfig(model=model, loss=loss_obj, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
-                      n=len(ids))
-    trained, history = _run(cfg, key, (jnp.asarray(ids), jnp.asarray(y), validation),
-                            jnp.asarray(checks.check_positive(l2, "l2", allow_zero=True), jnp.float32), params)
-    return TextFitResult(params=trained, history=history, key=key)
+    return fit(key, model, data, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size, l2=l2,
+               validation=validation, params=params, **fit_kwargs)

@@ -120,7 +120,8 @@ def test_fit_text_learns_which_words_matter(word_task, trained):
     model, _, result = trained
     history = {k: np.asarray(v) for k, v in result.history.items()}
     assert set(history) >= {"loss", "accuracy", "skipped", "val_loss", "val_accuracy"}
-    assert all(v.shape == (40,) for v in history.values())
+    assert all(v.shape[0] == 40 for v in history.values())
+    assert all(history[k].shape == (40,) for k in ("loss", "accuracy", "skipped", "val_loss", "val_accuracy"))
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     assert np.all(history["skipped"] == 0)
     # the label is a simple function of word counts: unseen texts should be almost always right
@@ -177,7 +178,7 @@ def test_bad_inputs_get_clear_errors(key):
     common = dict(loss="binary_cross_entropy", optimizer=optax.sgd(0.1), epochs=1)
     with pytest.raises(ValueError, match=r"y: expected labels in \{0, 1\}"):
         text.fit_text(key, model, (ids, [1, 2]), batch_size=2, **common)
-    with pytest.raises(ValueError, match=r"batch_size: expected at most the number of texts \(2\)"):
+    with pytest.raises(ValueError, match=r"batch_size: expected at most the number of examples \(2\)"):
         text.fit_text(key, model, (ids, [1, 0]), batch_size=3, **common)
     with pytest.raises(ValueError, match="validation: expected a pair"):
         text.fit_text(key, model, (ids, [1, 0]), batch_size=2, validation=ids, **common)
