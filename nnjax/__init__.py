@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 # Submodules and names load on first use (PEP 562), so ``import nnjax`` and ``nnjax --help``
 # cost no JAX import until something that needs JAX is touched.
 _SUBMODULES = (
-    "activations", "checkpoint", "data", "diagnostics", "initializers", "losses", "optim", "parallel",
+    "activations", "cache", "checkpoint", "data", "diagnostics", "initializers", "losses", "model", "optim", "parallel",
     "perceptron", "plots", "population", "runs", "sklearn", "sweeps", "text", "training",
 )
 _NAMES = {
@@ -31,6 +31,7 @@ _NAMES = {
     "FitResult": "nnjax.fitting",
     "fit": "nnjax.fitting",
     "MLP": "nnjax.network",
+    "Model": "nnjax.model",
     "apply": "nnjax.network",
     "apply_with_state": "nnjax.network",
     "init": "nnjax.network",
@@ -44,10 +45,11 @@ _NAMES = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from nnjax import (activations, checkpoint, data, diagnostics, initializers, losses, optim, parallel,
+    from nnjax import (activations, cache, checkpoint, data, diagnostics, initializers, losses, model, optim, parallel,
                        perceptron, plots, population, runs, sklearn, sweeps, text, training)
     from nnjax.diagnose import Diagnosis, diagnose
     from nnjax.fitting import FitResult, fit
+    from nnjax.model import Model
     from nnjax.network import MLP, apply, apply_with_state, init, init_state, predict
     from nnjax.population import best_index, fit_population, select
     from nnjax.sweeps import SweepResult, sweep
@@ -76,11 +78,13 @@ __all__ = [
     "EarlyStopping",
     "FitResult",
     "MLP",
+    "Model",
     "SweepResult",
     "activations",
     "apply",
     "apply_with_state",
     "best_index",
+    "cache",
     "checkpoint",
     "data",
     "diagnose",
@@ -91,6 +95,7 @@ __all__ = [
     "init_state",
     "initializers",
     "losses",
+    "model",
     "optim",
     "parallel",
     "perceptron",

@@ -46,7 +46,7 @@ import optax
 from nnjax import losses, optim
 from nnjax import parallel as parallel_lib
 from nnjax._typing import Params, PRNGKey
-from nnjax.fitting import FitResult, _class_weights, _prepare, fit
+from nnjax.fitting import FitResult, fit, prepare
 from nnjax.network import MLP, init
 from nnjax.training import split_run_key
 
@@ -168,15 +168,10 @@ def _check_hyperparameter(name: str, value: Any, size: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _host_arrays(net: MLP, data: Any, loss: Any, sample_weight: Any, class_weight: Any, validation: Any):
-    """Validates the data once on the host, as :func:`nnjax.fit` would, and returns device arrays."""
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise ValueError(f"data: expected a pair (x, y), got {type(data).__name__}")
-    x, y = data
-    weights = _class_weights(y, class_weight, sample_weight)
-    x, y, w, validation = _prepare(net, x, y, weights, validation, losses.resolve(loss))
-    validation = None if validation is None else tuple(jnp.asarray(a) for a in validation)
-    return jnp.asarray(x), jnp.asarray(y), jnp.asarray(w, jnp.float32), validation
+def _host_arrays(net: Any, data: Any, loss: Any, sample_weight: Any, class_weight: Any, validation: Any):
+    """Validates the data once on the host with :func:`nnjax.fitting.prepare`, as ``fit`` does."""
+    p = prepare(net, data, loss=loss, sample_weight=sample_weight, class_weight=class_weight, validation=validation)
+    return p.x, p.y, p.weights, p.validation
 
 
 def fit_population(
@@ -297,7 +292,7 @@ def fit_population(
 
 
 def _is_maximised(metric: str) -> bool:
-    return "accuracy" in metric or "r2" in metric
+    return losses.is_maximised(metric)
 
 
 def member_scores(result: FitResult, metric: str | None = None, *, at: str = "last") -> np.ndarray:

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 import nnjax
-from nnjax import checkpoint, runs, training
+from nnjax import checkpoint, fitting, runs, training
 from nnjax.cli._setup import Setup, make_setup
 from nnjax.progress import format_metrics
 from nnjax.cli._errors import UsageError
@@ -65,19 +65,18 @@ def _chunk_runner(setup: Setup) -> Callable[[Any, int], Any]:
 
 
 def _population_start(setup: Setup, keys: jax.Array, n: int) -> Any:
-    """Every member's untrained state, as ``fit`` would start it from its key.
+    """Every member's untrained state, as ``fit`` starts it from its key (:func:`nnjax.fitting.start`).
 
     fit_population starting from nothing and continuing from a result are two different
     programs; starting every chunk from a result compiles one.
     """
-    cfg = training.FitConfig(net=setup.net, loss=nnjax.losses.resolve(setup.fit_kwargs["loss"]),
+    cfg = training.FitConfig(model=setup.net, loss=nnjax.losses.resolve(setup.fit_kwargs["loss"]),
                              optimizer=setup.optimizer, epochs=1, batch_size=setup.fit_kwargs["batch_size"], n=n,
                              drop_last=setup.fit_kwargs["drop_last"], early_stopping=setup.fit_kwargs["early_stopping"])
 
     def member(key):
-        params = nnjax.init(training.split_run_key(key)[0], setup.net)
-        ts = training.init_train_state(cfg, params, nnjax.init_state(setup.net))
-        return nnjax.FitResult(params=params, state=ts.state, history={}, train_state=ts, key=key)
+        ts = fitting.start(key, cfg)
+        return nnjax.FitResult(params=ts.params, state=ts.state, history={}, train_state=ts, key=key)
 
     return jax.vmap(member)(keys)
 

@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from nnjax.fitting import FitResult, fit
 from nnjax.network import MLP, apply, init_state
 from nnjax.sklearn import _config, _padding
-from nnjax.training import TrainState
+from nnjax.training import TrainState, fresh_state
 
 __all__ = ["BaseMLP", "Run", "Targets", "check_sample_weight", "forward"]
 
@@ -107,7 +107,8 @@ def _population(keys: list, run: Run, resume: TrainState | None, incremental: bo
     def one(key):
         if resume is None:
             params = _padding.initial_params(key, run.net, run.train_net)
-            start = _fresh_state(params, init_state(run.train_net), run.optimizer.init(params), 0, stopping)
+            start = fresh_state(params, init_state(run.train_net), run.optimizer.init(params),
+                                maximise=stopping is not None and stopping.mode == "max")
         else:  # NumPy leaves (as stored) to device arrays, so jit sees the same signature as a fresh start
             start = jax.tree.map(jnp.asarray, resume)
         if incremental:
@@ -124,16 +125,6 @@ def _population(keys: list, run: Run, resume: TrainState | None, incremental: bo
 
 def _member(tree: Any, i: int) -> Any:
     return jax.tree.map(lambda a: a[i], tree)
-
-
-def _fresh_state(params, state, opt_state, epoch, stopping) -> TrainState:
-    """What ``nnjax.training.init_train_state`` builds, at epoch ``epoch``."""
-    maximise = stopping is not None and stopping.mode == "max"
-    return TrainState(params=params, state=state, opt_state=opt_state, epoch=jnp.asarray(epoch, jnp.int32),
-                      best_params=params, best_state=state,
-                      best_value=jnp.asarray(-np.inf if maximise else np.inf, jnp.float32),
-                      best_epoch=jnp.asarray(-1, jnp.int32), bad_epochs=jnp.asarray(0, jnp.int32),
-                      stopped=jnp.asarray(False))
 
 
 class BaseMLP(BaseEstimator):
@@ -241,8 +232,10 @@ class BaseMLP(BaseEstimator):
         params = _padding.pad_params(self._params(), run.train_net)
         previous: TrainState = self._carry["train_state"]
         if self._carry["signature"] != run.signature:
-            return _fresh_state(params, self._bn_state, run.optimizer.init(params), previous.epoch,
-                                run.fit_kwargs["early_stopping"])
+            stopping = run.fit_kwargs["early_stopping"]
+            fresh = fresh_state(params, self._bn_state, run.optimizer.init(params),
+                                maximise=stopping is not None and stopping.mode == "max")
+            return fresh._replace(epoch=jnp.asarray(previous.epoch, jnp.int32))
         opt_state = previous.opt_state if incremental else run.optimizer.init(params)
         return previous._replace(params=params, state=self._bn_state, opt_state=opt_state, stopped=np.array(False))
 

@@ -210,13 +210,19 @@ def optimizer(
     scikit-learn's momentum ``v <- momentum v - lr g`` equals optax's trace
     ``t <- g + momentum t``, update ``-lr t``, at a constant learning rate.
     """
+    # Numbers are injected into the optimizer state (optax.inject_hyperparams), so a search over
+    # learning_rate_init, momentum or the betas compiles one training program.
     learning_rate: Any = learning_rate_init
     if solver == "sgd":
         if schedule == "invscaling":
             learning_rate = _inverse_scaling(learning_rate_init, power_t, steps_per_epoch, n_train)
-        base = optax.sgd(learning_rate, momentum=momentum or None, nesterov=bool(nesterov and momentum))
+        if momentum:
+            base = optax.inject_hyperparams(optax.sgd, static_args=("nesterov",))(
+                learning_rate=learning_rate, momentum=momentum, nesterov=bool(nesterov))
+        else:
+            base = optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate)
     else:
-        base = optax.adam(learning_rate, b1=beta_1, b2=beta_2, eps=epsilon)
+        base = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, b1=beta_1, b2=beta_2, eps=epsilon)
     parts = []
     if grad_scale != 1.0:
         parts.append(optax.scale(grad_scale))
