@@ -12,6 +12,8 @@ os.environ.setdefault(
     "XLA_FLAGS", "--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0"
 )
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Hermetic tests: no persistent compilation cache unless a test turns it on in a subprocess.
+os.environ.setdefault("NNJAX_CACHE_DIR", "off")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import jax  # noqa: E402

@@ -254,7 +254,7 @@ def test_stopping_rule_follows_every_gain_like_scikit_learn(rng):
         es = training.EarlyStopping(patience=patience, min_delta=tol, monitor="loss", mode="min",
                                     best_follows_any_gain=follow)
         net = MLP((2, 1))
-        cfg = training.FitConfig(net=net, loss=losses.resolve("mse"), optimizer=None, epochs=len(values),
+        cfg = training.FitConfig(model=net, loss=losses.resolve("mse"), optimizer=None, epochs=len(values),
                                  batch_size=1, n=1, early_stopping=es)
         ts = training.TrainState(init(jax.random.key(0), net), init_state(net),
                                  None, np.int32(0), None, None, np.float32(np.inf), np.int32(-1), np.int32(0),

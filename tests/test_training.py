@@ -26,7 +26,7 @@ def _small_problem(rng, n=37, d=3, k=4):
 
 def _cfg(net, n, batch_size, epochs=1, loss="softmax_cross_entropy", opt=None, **kw):
     return training.FitConfig(
-        net=net, loss=nnjax.losses.resolve(loss), optimizer=opt or optax.sgd(0.1),
+        model=net, loss=nnjax.losses.resolve(loss), optimizer=opt or optax.sgd(0.1),
         epochs=epochs, batch_size=batch_size, n=n, **kw,
     )
 
