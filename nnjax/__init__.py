@@ -21,11 +21,15 @@ from typing import TYPE_CHECKING, Any
 # Submodules and names load on first use (PEP 562), so ``import nnjax`` and ``nnjax --help``
 # cost no JAX import until something that needs JAX is touched.
 _SUBMODULES = (
-    "activations", "checkpoint", "data", "diagnostics", "initializers", "losses", "optim", "parallel",
-    "perceptron", "plots", "population", "runs", "sklearn", "sweeps", "text", "training",
+    "activations", "checkpoint", "data", "describe", "diagnostics", "initializers", "losses", "metrics", "optim",
+    "parallel", "perceptron", "plots", "population", "runs", "saved", "sklearn", "sweeps", "text", "training",
 )
 _NAMES = {
     "Diagnosis": "nnjax.diagnose",
+    "Model": "nnjax.saved",
+    "load": "nnjax.saved",
+    "Summary": "nnjax.describe",
+    "summary": "nnjax.describe",
     "diagnose": "nnjax.diagnose",
     "EarlyStopping": "nnjax.training",
     "FitResult": "nnjax.fitting",
@@ -44,8 +48,10 @@ _NAMES = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from nnjax import (activations, checkpoint, data, diagnostics, initializers, losses, optim, parallel,
-                       perceptron, plots, population, runs, sklearn, sweeps, text, training)
+    from nnjax import (activations, checkpoint, data, describe, diagnostics, initializers, losses, metrics, optim,
+                       parallel, perceptron, plots, population, runs, saved, sklearn, sweeps, text, training)
+    from nnjax.describe import Summary, summary
+    from nnjax.saved import Model, load
     from nnjax.diagnose import Diagnosis, diagnose
     from nnjax.fitting import FitResult, fit
     from nnjax.network import MLP, apply, apply_with_state, init, init_state, predict
@@ -76,6 +82,8 @@ __all__ = [
     "EarlyStopping",
     "FitResult",
     "MLP",
+    "Model",
+    "Summary",
     "SweepResult",
     "activations",
     "apply",
@@ -83,6 +91,7 @@ __all__ = [
     "best_index",
     "checkpoint",
     "data",
+    "describe",
     "diagnose",
     "diagnostics",
     "fit",
@@ -90,7 +99,9 @@ __all__ = [
     "init",
     "init_state",
     "initializers",
+    "load",
     "losses",
+    "metrics",
     "optim",
     "parallel",
     "perceptron",
@@ -98,8 +109,10 @@ __all__ = [
     "population",
     "predict",
     "runs",
+    "saved",
     "select",
     "sklearn",
+    "summary",
     "sweep",
     "sweeps",
     "text",
