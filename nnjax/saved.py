@@ -282,8 +282,8 @@ def _load_run(run_dir: pathlib.Path, member: int | None, step: int | None) -> Mo
         raise LoadError(f"{run_dir}: expected a complete checkpoint in {runs.CHECKPOINTS}/, got none "
                         "(was the run stopped before its first checkpoint?)")
     if member is None and seeds > 1:
-        metrics = run_dir / runs.METRICS
-        member = int(_read_json(metrics, f"{run_dir}: {runs.METRICS}").get("best_member", 0)) if metrics.is_file() else 0
+        scores = run_dir / runs.METRICS
+        member = int(_read_json(scores, f"{run_dir}: {runs.METRICS}").get("best_member", 0)) if scores.is_file() else 0
     tree, members = _restore(run_dir / runs.CHECKPOINTS, net, step)
     if members != seeds:
         raise LoadError(f"{run_dir}: expected a checkpoint of {seeds} member(s) as config.json says, got {members}")

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import pathlib
 import shutil
 
 import jax

@@ -1,9 +1,9 @@
 """``nnjax evaluate`` and ``nnjax predict``: a run's saved model on new data.
 
 The model is opened by :func:`nnjax.load`, so these commands and the Python API give the same
-outputs (an unreadable run becomes a usage error naming the problem). New data must have the features the model was trained on: a CSV by column name (in
-any order; the target column may be there too, nothing else), an NPZ or bundled dataset by
-feature count.
+outputs (an unreadable run becomes a usage error naming the problem). New data must have the
+features the model was trained on: a CSV by column name (in any order; the target column may be
+there too, nothing else), an NPZ or bundled dataset by feature count.
 """
 
 from __future__ import annotations
