@@ -21,11 +21,16 @@ from typing import TYPE_CHECKING, Any
 # Submodules and names load on first use (PEP 562), so ``import nnjax`` and ``nnjax --help``
 # cost no JAX import until something that needs JAX is touched.
 _SUBMODULES = (
-    "activations", "cache", "checkpoint", "data", "diagnostics", "initializers", "losses", "model", "optim", "parallel",
-    "perceptron", "plots", "population", "runs", "sklearn", "sweeps", "text", "training",
+    "activations", "cache", "checkpoint", "data", "describe", "diagnostics", "initializers", "losses", "metrics",
+    "model", "optim", "parallel", "perceptron", "plots", "population", "runs", "saved", "sklearn", "sweeps", "text",
+    "training",
 )
 _NAMES = {
     "Diagnosis": "nnjax.diagnose",
+    "SavedModel": "nnjax.saved",
+    "load": "nnjax.saved",
+    "Summary": "nnjax.describe",
+    "summary": "nnjax.describe",
     "diagnose": "nnjax.diagnose",
     "EarlyStopping": "nnjax.training",
     "FitResult": "nnjax.fitting",
@@ -45,8 +50,11 @@ _NAMES = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from nnjax import (activations, cache, checkpoint, data, diagnostics, initializers, losses, model, optim, parallel,
-                       perceptron, plots, population, runs, sklearn, sweeps, text, training)
+    from nnjax import (activations, cache, checkpoint, data, describe, diagnostics, initializers, losses, metrics,
+                       model, optim, parallel, perceptron, plots, population, runs, saved, sklearn, sweeps, text,
+                       training)
+    from nnjax.describe import Summary, summary
+    from nnjax.saved import SavedModel, load
     from nnjax.diagnose import Diagnosis, diagnose
     from nnjax.fitting import FitResult, fit
     from nnjax.model import Model
@@ -79,6 +87,8 @@ __all__ = [
     "FitResult",
     "MLP",
     "Model",
+    "SavedModel",
+    "Summary",
     "SweepResult",
     "activations",
     "apply",
@@ -87,6 +97,7 @@ __all__ = [
     "cache",
     "checkpoint",
     "data",
+    "describe",
     "diagnose",
     "diagnostics",
     "fit",
@@ -94,7 +105,9 @@ __all__ = [
     "init",
     "init_state",
     "initializers",
+    "load",
     "losses",
+    "metrics",
     "model",
     "optim",
     "parallel",
@@ -103,8 +116,10 @@ __all__ = [
     "population",
     "predict",
     "runs",
+    "saved",
     "select",
     "sklearn",
+    "summary",
     "sweep",
     "sweeps",
     "text",

@@ -243,27 +243,28 @@ def _f32(values: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in np.asarray(values, np.float32))
 
 
-def score(prep: Preprocessing, logits: Any, y: np.ndarray) -> dict[str, float]:
+def score(prep: Preprocessing, logits: Any, y: np.ndarray) -> dict[str, Any]:
     """Host-side metrics of outputs against raw targets (class indices or original units).
 
-    Classification: "accuracy" and "loss" (the mean per-example training loss). Regression, in the
-    target's own units: "mse", "rmse", "mae" and "r2" (mean over outputs), plus "loss" (the
-    mean squared error of the standardised targets, as trained).
+    Classification: :func:`nnjax.metrics.classification_report` of the decoded outputs (with
+    the class probabilities of cross-entropy losses, or a hinge model's scores), plus "loss" (the
+    mean per-example training loss). Regression, in the target's own units:
+    :func:`nnjax.metrics.regression_report` ("mae", "mse", "rmse", "r2", averaged over outputs),
+    plus "loss" (the mean squared error of the standardised targets, as trained).
     """
-    from nnjax import losses  # the only jax use here; keeps ``import nnjax.runs`` light
+    from nnjax import losses, metrics  # jax and sklearn load here only; keeps ``import nnjax.runs`` light
 
     logits = np.asarray(logits, np.float32)
     loss = float(np.mean(np.asarray(losses.get(prep.loss)(logits, prep.targets(y)))))
     if prep.task == "classification":
-        return {"accuracy": float(np.mean(prep.decode(logits) == np.asarray(y))), "loss": loss}
-    truth = np.asarray(y, np.float64).reshape(len(y), -1)
-    predicted = prep.decode(logits).reshape(len(y), -1)
-    error = predicted - truth
-    sst = np.sum((truth - truth.mean(axis=0)) ** 2, axis=0)
-    r2 = 1.0 - np.sum(error**2, axis=0) / np.where(sst > 0, sst, 1.0)
-    mse = float(np.mean(error**2))
-    return {"mse": mse, "rmse": math.sqrt(mse), "mae": float(np.mean(np.abs(error))), "r2": float(np.mean(r2)),
-            "loss": loss}
+        scores = logits[:, 0] if prep.loss == "hinge" else None
+        report = metrics.classification_report(np.asarray(y), prep.decode(logits), proba=prep.probabilities(logits),
+                                               scores=scores, n_classes=len(prep.class_names),
+                                               class_names=prep.class_names)
+    else:
+        report = metrics.regression_report(np.asarray(y, np.float64).reshape(len(y), -1),
+                                           prep.decode(logits).reshape(len(y), -1))
+    return {**report, "loss": loss}
 
 
 # ----------------------------------------------------------------------------------------------

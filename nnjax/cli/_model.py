@@ -1,9 +1,9 @@
 """``nnjax evaluate`` and ``nnjax predict``: a run's saved model on new data.
 
-The model is rebuilt from the run's ``config.json`` and ``preprocessing.json`` and its newest
-checkpoint. New data must have the features the model was trained on: a CSV by column name (in
-any order; the target column may be there too, nothing else), an NPZ or bundled dataset by
-feature count.
+The model is opened by :func:`nnjax.load`, so these commands and the Python API give the same
+outputs (an unreadable run becomes a usage error naming the problem). New data must have the
+features the model was trained on: a CSV by column name (in any order; the target column may be
+there too, nothing else), an NPZ or bundled dataset by feature count.
 """
 
 from __future__ import annotations
@@ -15,54 +15,25 @@ import json
 import math
 import pathlib
 import sys
-from typing import Any, NamedTuple
+from typing import Any
 
-import jax
 import numpy as np
 
 import nnjax
-from nnjax import checkpoint, runs
-from nnjax.cli._setup import build_net, make_setup
+from nnjax import metrics, runs, saved
+from nnjax.cli._setup import make_setup
 from nnjax.cli._errors import UsageError
+from nnjax.saved import SavedModel
 
-__all__ = ["Model", "evaluate", "load_model", "predict"]
-
-
-class Model(NamedTuple):
-    """A trained network read back from a run directory."""
-
-    net: nnjax.MLP
-    params: Any
-    state: Any
-    prep: runs.Preprocessing
-    config: dict
-    member: int
-
-    def logits(self, x_raw: np.ndarray) -> np.ndarray:
-        """The network's outputs for raw (unstandardised) features."""
-        return np.asarray(nnjax.apply(self.params, self.prep.inputs(x_raw), self.net, state=self.state))
+__all__ = ["SavedModel", "evaluate", "load_model", "predict"]
 
 
-def load_model(run_dir: Any, member: int | None = None) -> Model:
+def load_model(run_dir: Any, member: int | None = None) -> SavedModel:
     """Reads a run's model (member ``member`` of a population; default the best one)."""
-    run_dir = pathlib.Path(run_dir)
-    if not run_dir.is_dir():
-        raise UsageError(f"DIR: no run directory {str(run_dir)!r}")
-    config = runs.read_json(run_dir / runs.CONFIG, "DIR")
-    saved = runs.read_json(run_dir / runs.PREPROCESSING, "DIR")
-    prep = runs.Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
-    net = build_net(config["args"], prep)
-    seeds = int(config["args"].get("seeds", 1))
-    if member is None:
-        metrics = run_dir / "metrics.json"
-        member = int(runs.read_json(metrics).get("best_member", 0)) if metrics.is_file() else 0
-    if not 0 <= member < seeds:
-        raise UsageError(f"--member: expected a member in [0, {seeds}), got {member}")
-    like = jax.eval_shape(lambda: {"params": nnjax.init(jax.random.key(0), net), "state": nnjax.init_state(net)})
-    tree = checkpoint.restore(run_dir / runs.CHECKPOINTS, like=like)
-    if seeds > 1:
-        tree = jax.tree.map(lambda a: a[member], tree)
-    return Model(net, tree["params"], tree["state"], prep, config, member)
+    try:
+        return saved.load(run_dir, member=member)
+    except saved.LoadError as err:  # the library names the argument; the user knows the flag
+        raise UsageError(f"--{err}" if err.argument == "member" else f"DIR: {err}") from None
 
 
 def _number(text: str, column: str, row: int) -> float:
@@ -125,9 +96,9 @@ def _read_npz(path: pathlib.Path, prep: runs.Preprocessing, x_key: str, target: 
     return x, y
 
 
-def _read_data(args: argparse.Namespace, model: Model, need_target: bool) -> tuple[np.ndarray, Any, str]:
+def _read_data(args: argparse.Namespace, model: SavedModel, need_target: bool) -> tuple[np.ndarray, Any, str]:
     """Raw features, targets (None if absent) and a name for the data."""
-    prep, target = model.prep, args.target or model.prep.target
+    prep, target = model.preprocessing, args.target or model.preprocessing.target
     if args.data and args.dataset:
         raise UsageError("--data and --dataset: expected one of them, got both")
     if args.data:
@@ -156,7 +127,7 @@ def _check_width(x: np.ndarray, prep: runs.Preprocessing, name: str) -> None:
         raise UsageError(f"features: the model was trained on {prep.n_features} features, got {x.shape[1]} in {name}")
 
 
-def _test_split(args: argparse.Namespace, model: Model) -> tuple[np.ndarray, Any, str]:
+def _test_split(args: argparse.Namespace, model: SavedModel) -> tuple[np.ndarray, Any, str]:
     from nnjax.cli._parser import parse_args
 
     train_args = parse_args(["train", "--config", str(pathlib.Path(args.run_dir) / runs.CONFIG)])
@@ -164,7 +135,7 @@ def _test_split(args: argparse.Namespace, model: Model) -> tuple[np.ndarray, Any
     if "test" not in setup.splits:
         raise UsageError("the run has no test split (--test-fraction 0); pass --data FILE or --dataset NAME")
     inputs, y = setup.splits["test"]
-    raw = inputs * np.asarray(model.prep.scale, np.float32) + np.asarray(model.prep.mean, np.float32)
+    raw = inputs * np.asarray(model.preprocessing.scale, np.float32) + np.asarray(model.preprocessing.mean, np.float32)
     return raw, y, "test split"
 
 
@@ -174,11 +145,11 @@ def evaluate(args: argparse.Namespace) -> int:
     x, y, name = _read_data(args, model, need_target=True)
     if y is None:
         raise UsageError(f"--target: expected targets in {name} to score against, got none")
-    metrics = runs.score(model.prep, model.logits(x), y)
+    scores = runs.score(model.preprocessing, model.logits(x), y)
     if args.json:
-        print(json.dumps(runs.plain({"run_dir": str(args.run_dir), "data": name, "n": len(x), **metrics})))
+        print(json.dumps(runs.plain({"run_dir": str(args.run_dir), "data": name, "n": len(x), **scores})))
     else:
-        print(f"{name} ({len(x)} rows): " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        print(f"{name} ({len(x)} rows): {metrics.format_report(scores)}")
     return 0
 
 
@@ -186,14 +157,16 @@ def predict(args: argparse.Namespace) -> int:
     """The ``nnjax predict`` command: one CSV row per input row."""
     model = load_model(args.run_dir, args.member)
     x, _, _ = _read_data(args, model, need_target=False)
-    logits = model.logits(x)
-    prep = model.prep
-    predicted = prep.decode(logits)
+    prep = model.preprocessing
+    predicted = model.predict(x)
     header, columns = [], []
     if prep.task == "classification":
         header.append("prediction")
-        columns.append([prep.class_names[int(i)] for i in predicted])
-        probabilities = prep.probabilities(logits)
+        columns.append([str(c) for c in predicted])
+        try:
+            probabilities = model.predict_proba(x)
+        except ValueError:  # a hinge model has scores, not probabilities
+            probabilities = None
         if probabilities is not None:
             header += [f"probability_{c}" for c in prep.class_names]
             columns += [[f"{p:.6g}" for p in col] for col in probabilities.T]

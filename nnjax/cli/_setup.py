@@ -9,12 +9,11 @@ import argparse
 import functools
 import math
 import pathlib
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
-import numpy as np
 
 import nnjax
-from nnjax import optim, runs
+from nnjax import optim, runs, saved
 from nnjax.cli._errors import UsageError
 
 __all__ = ["Setup", "build_net", "make_setup"]
@@ -56,29 +55,6 @@ def _check_args(args: argparse.Namespace) -> None:
            args.test_fraction + args.validation_fraction)
 
 
-def _widths(text: str) -> tuple[int, ...]:
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    try:
-        widths = tuple(int(p) for p in parts)
-    except ValueError:
-        raise UsageError(f"--hidden: expected comma-separated integers such as 128,64, got {text!r}") from None
-    for w in widths:
-        _check(w >= 1, "--hidden", "layer widths >= 1", w)
-    return widths
-
-
-def _per_layer(text: str, flag: str, n_hidden: int, convert: Callable) -> Any:
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    try:
-        values = [convert(p) for p in parts]
-    except ValueError:
-        raise UsageError(f"{flag}: expected one value or one per hidden layer, got {text!r}") from None
-    if len(values) == 1:
-        return values[0]
-    _check(len(values) == n_hidden, flag, f"one value or {n_hidden} (one per hidden layer)", text)
-    return tuple(values)
-
-
 def _load_data(args: argparse.Namespace) -> tuple[Any, dict]:
     task = None if args.task == "auto" else args.task
     if not args.data:
@@ -116,22 +92,12 @@ def _resolve_loss(args: argparse.Namespace, dataset: Any) -> str:
     return name
 
 
-_OUTPUT_FOR_LOSS = {"softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid", "hinge": "sign",
-                    "mse": "identity"}
-
-
 def build_net(args: Any, prep: runs.Preprocessing) -> nnjax.MLP:
     """The topology a run's arguments describe (``args``: a namespace or a config's dict)."""
-    get = args.get if isinstance(args, dict) else lambda k: getattr(args, k)
-    hidden = _widths(get("hidden"))
-    activation = _per_layer(get("activation"), "--activation", len(hidden), str)
-    dropout = _per_layer(get("dropout"), "--dropout", len(hidden), float)
-    for rate in np.atleast_1d(dropout):
-        _check(0 <= rate < 1, "--dropout", "rates in [0, 1) (the probability of dropping a unit)", float(rate))
-    output = _OUTPUT_FOR_LOSS[prep.loss] if get("output") == "auto" else get("output")
-    return nnjax.MLP((prep.n_features, *hidden, prep.n_outputs), activation=activation, output=output,
-                     init=None if get("init") == "auto" else get("init"), dropout=dropout,
-                     batch_norm=bool(get("batch_norm")), residual=bool(get("residual")))
+    try:
+        return saved.network_from_args(args, prep)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def _split(args: argparse.Namespace, dataset: Any) -> dict:

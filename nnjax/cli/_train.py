@@ -271,12 +271,15 @@ def write_outputs(setup: Setup, run_dir: pathlib.Path, result: Any, seconds: flo
     runs.write_json(run_dir / "diagnosis.json", diagnosis)
     runs.write_text(run_dir / "diagnosis.txt", str(diagnosis["report"]).rstrip() + "\n")
     pngs = _plots(setup, run_dir, history, members[best])
+    layers = nnjax.summary(setup.net)
+    runs.write_text(run_dir / "summary.txt", f"{layers}\n")
     summary = {"run_dir": str(run_dir), "data": setup.source.get("name") or setup.source["path"],
                "task": setup.prep.task, "loss": setup.prep.loss, "sizes": list(setup.net.sizes),
-               "epochs": args.epochs, "epochs_run": epochs_run, "seeds": args.seeds, "best_member": best,
+               "parameters": layers.total_params, "epochs": args.epochs, "epochs_run": epochs_run,
+               "seeds": args.seeds, "best_member": best,
                "train_seconds": round(seconds, 3), "diagnosis": diagnosis["verdict"], "plots": pngs}
-    for split, values in scores[best].items():
-        summary.update({f"{split}_{k}": v for k, v in values.items()})
+    for split, values in scores[best].items():  # scalars only: per-class lists stay in metrics.json
+        summary.update({f"{split}_{k}": v for k, v in values.items() if v is None or isinstance(v, (int, float))})
     if population:
         for key in ("accuracy", "r2"):
             values = [s["test"][key] for s in scores if key in s.get("test", {})]
@@ -320,6 +323,7 @@ def _report(summary: dict, args: argparse.Namespace) -> None:
 
         print(json.dumps(runs.plain(summary)))
     elif not args.quiet:
+        print((pathlib.Path(summary["run_dir"]) / "summary.txt").read_text(encoding="utf-8"), end="")
         metric = "accuracy" if summary["task"] == "classification" else "r2"
         split = next((s for s in ("test", "validation", "train") if f"{s}_{metric}" in summary), "train")
         print(f"trained {'-'.join(map(str, summary['sizes']))} on {summary['data']}: {summary['epochs_run']} epochs "
