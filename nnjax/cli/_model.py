@@ -44,7 +44,11 @@ class Model(NamedTuple):
 
 
 def load_model(run_dir: Any, member: int | None = None) -> Model:
-    """Reads a run's model (member ``member`` of a population; default the best one)."""
+    """Reads a run's model (member ``member`` of a population; default the best one).
+
+    The newest checkpoint is used once it passes its integrity checks; a damaged one is a
+    UsageError that names it, says what is wrong and names the newest intact checkpoint.
+    """
     run_dir = pathlib.Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"DIR: no run directory {str(run_dir)!r}")
@@ -59,7 +63,10 @@ def load_model(run_dir: Any, member: int | None = None) -> Model:
     if not 0 <= member < seeds:
         raise UsageError(f"--member: expected a member in [0, {seeds}), got {member}")
     like = jax.eval_shape(lambda: {"params": nnjax.init(jax.random.key(0), net), "state": nnjax.init_state(net)})
-    tree = checkpoint.restore(run_dir / runs.CHECKPOINTS, like=like)
+    try:
+        tree = checkpoint.restore(run_dir / runs.CHECKPOINTS, like=like)
+    except checkpoint.CheckpointError as err:  # never use a damaged model; say which one and why
+        raise UsageError(f"DIR: {err}") from None
     if seeds > 1:
         tree = jax.tree.map(lambda a: a[member], tree)
     return Model(net, tree["params"], tree["state"], prep, config, member)
