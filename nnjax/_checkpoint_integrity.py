@@ -20,9 +20,11 @@ import asyncio
 import functools
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import re
+import sys
 from typing import Any
 
 import jax
@@ -161,7 +163,7 @@ def check_files(step_dir: pathlib.Path) -> bool:
 
 
 _STATUS = re.compile(r"\b([A-Z][A-Z_]{3,}):")
-_READING = re.compile(r'Error (?:reading|opening) "([^"/]+)')
+_READING = re.compile(r'Error reading "([^"/]+)')
 
 
 def storage_reason(err: BaseException) -> str:
@@ -176,6 +178,34 @@ def storage_reason(err: BaseException) -> str:
         return f"{what}: unreadable manifest"
     detail = status.group(1).lower().replace("_", " ") if status else type(err).__name__
     return f"{what}: unreadable ({detail})"
+
+
+def _is_closed_loop_report(error: BaseException | None) -> bool:
+    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+
+
+class _TaskReportFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Task exception was never retrieved")
+
+
+@functools.cache
+def quiet_failed_reads() -> None:
+    """Hides the reports a failed read leaves behind (installed once per process, at the first restore).
+
+    When one array cannot be read, orbax closes its event loop while the storage layer still
+    finishes the other reads; their callbacks then report "Event loop is closed" (and asyncio
+    "Task exception was never retrieved") on stderr, around the time the error itself is raised.
+    Only those two reports are hidden; everything else reaches the previous hooks.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not _is_closed_loop_report(unraisable.exc_value):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    logging.getLogger("asyncio").addFilter(_TaskReportFilter())
 
 
 @functools.cache

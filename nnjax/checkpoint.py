@@ -41,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import pathlib
 from typing import Any, Iterator
 
@@ -74,11 +75,26 @@ def _manager(directory: Any, max_to_keep: int | None = None, create: bool = Fals
         cleanup_tmp_directories=create,  # a save removes what interrupted saves left
         temporary_path_class=integrity.commit_class(),  # records the step's files inside its commit
     )
-    manager = ocp.CheckpointManager(path, options=options)
+    with _quiet_reads(not create):
+        manager = ocp.CheckpointManager(path, options=options)
+        try:
+            yield manager
+        finally:
+            manager.close()
+
+
+@contextlib.contextmanager
+def _quiet_reads(reading: bool) -> Iterator[None]:
+    """While reading, orbax's own log lines (e.g. about its bookkeeping file) stay quiet: nnjax's
+    checks decide whether a step is usable, and a damaged one raises one CheckpointError."""
+    log = logging.getLogger("absl")
+    level = log.level
+    if reading:
+        log.setLevel(logging.CRITICAL)
     try:
-        yield manager
+        yield
     finally:
-        manager.close()
+        log.setLevel(level)
 
 
 def _default_step(tree: Any) -> int | None:
@@ -247,6 +263,7 @@ def _intact(manager: Any, directory: Any, step: int) -> bool:
 def _storage_restore(manager: Any, step: int, items: dict) -> dict:
     """orbax's restore of some items; any failure of the storage layer becomes :class:`integrity.Damaged`."""
     ocp = _orbax()
+    integrity.quiet_failed_reads()  # the reports a failed read leaves can come before its error
     try:
         return manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as err:  # tensorstore, orbax, JSON and file-system errors alike: the step is unreadable

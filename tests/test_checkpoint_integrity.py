@@ -7,9 +7,12 @@ without changing a file of the run, and ``--resume --from-intact`` carries on fr
 """
 
 import json
-import re
+import os
 import pathlib
+import re
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -216,3 +219,22 @@ def test_the_next_save_removes_stale_temporary_folders(tmp_path):
     checkpoint.save(tmp_path, TREE, step=2)
     assert not stale.exists()
     assert checkpoint.intact_steps(tmp_path) == [1, 2]
+
+
+def test_a_storage_error_in_a_whole_run_is_one_line_without_asyncio_reports(intact_run, tmp_path):
+    # A step without records whose manifest is zeroed: the storage layer fails while other reads
+    # are still in flight, whose callbacks used to print "Event loop is closed" tracebacks.
+    run_dir = tmp_path / "run"
+    shutil.copytree(intact_run, run_dir)
+    step_dir = run_dir / "checkpoints" / "4"
+    shutil.rmtree(step_dir / "integrity")
+    (step_dir / "nnjax_files.json").unlink()
+    _zero_manifest(step_dir, None)
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parents[1]), JAX_PLATFORMS="cpu")
+    script = "import sys; from nnjax.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", script, "evaluate", str(run_dir)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "4 is damaged: array" in proc.stderr and "unreadable manifest" in proc.stderr
+    assert "newest intact checkpoint is" in proc.stderr
