@@ -59,6 +59,9 @@ class CheckpointError(ValueError):
             tail = f"the newest intact checkpoint is {self.step_dir.parent / str(intact_step)}"
         super().__init__(f"checkpoint {self.step_dir} is damaged: {reason}; {tail}")
 
+    def __reduce__(self):  # pickles (e.g. across processes) with its fields, not only its message
+        return type(self), (self.step_dir, self.reason, self.intact_step)
+
 
 class Damaged(Exception):
     """Internal: one check failed, with the reason (no step, no newest intact step yet)."""

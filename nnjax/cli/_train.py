@@ -4,7 +4,8 @@ Training runs as chunks of a few epochs, each one compiled call of :func:`nnjax.
 :func:`nnjax.population.fit_population` for ``--seeds N``) continuing the previous chunk with
 ``resume=``; a continued run is bit for bit the run done in one go, so chunks only decide when
 the host sees progress and when a checkpoint is written. ``--resume DIR`` restores the newest
-checkpoint and carries on with the same chunks.
+checkpoint and carries on with the same chunks; a damaged checkpoint stops it before any file is
+written, and ``--from-intact`` carries on from the newest intact one instead.
 """
 
 from __future__ import annotations
