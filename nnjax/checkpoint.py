@@ -13,6 +13,16 @@ leaves are matched by their path (so arrays may have other shapes than in ``like
 of more epochs), and their dtypes must agree. Arrays come back uncommitted on the default device,
 as :func:`nnjax.fit` returns them, so continuing a restored result reuses the compiled program.
 
+Integrity: every step records the SHA-256 of each saved array (dtype, shape and bytes) and of its
+metadata, and the size and SHA-256 of each of its files, inside the same atomic commit.
+:func:`restore` and :func:`restore_metadata` check them before anything is used; a step that fails
+raises :class:`CheckpointError` (a ``ValueError``) with one line naming the step's directory, what is
+wrong (``file arrays/manifest.ocdbt: checksum mismatch``, ``array params/0/w: checksum mismatch``,
+``file ...: missing``) and the newest intact step. Errors of the storage layer become the same
+error. :func:`intact_steps` lists the steps that pass. Steps written by nnjax before these records
+existed carry none: they restore unchecked, as before. A save removes the temporary directories
+that interrupted saves left behind.
+
 Example:
   >>> import tempfile, jax, optax, nnjax
   >>> from nnjax import checkpoint
@@ -31,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import pathlib
 from typing import Any, Iterator
 
@@ -38,7 +49,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["latest_step", "restore", "restore_metadata", "save", "steps"]
+from nnjax import _checkpoint_integrity as integrity
+from nnjax._checkpoint_integrity import CheckpointError
+
+__all__ = ["CheckpointError", "intact_steps", "latest_intact_step", "latest_step", "restore", "restore_metadata",
+           "save", "steps"]
 
 _ARRAYS, _METADATA, _EMPTY = "arrays", "metadata", "empty_arrays"
 
@@ -56,13 +71,30 @@ def _manager(directory: Any, max_to_keep: int | None = None, create: bool = Fals
     if not create and not path.is_dir():
         raise FileNotFoundError(f"directory: no checkpoint directory {str(directory)!r}")
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False
+        max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False,
+        cleanup_tmp_directories=create,  # a save removes what interrupted saves left
+        temporary_path_class=integrity.commit_class(),  # records the step's files inside its commit
     )
-    manager = ocp.CheckpointManager(path, options=options)
+    with _quiet_reads(not create):
+        manager = ocp.CheckpointManager(path, options=options)
+        try:
+            yield manager
+        finally:
+            manager.close()
+
+
+@contextlib.contextmanager
+def _quiet_reads(reading: bool) -> Iterator[None]:
+    """While reading, orbax's own log lines (e.g. about its bookkeeping file) stay quiet: nnjax's
+    checks decide whether a step is usable, and a damaged one raises one CheckpointError."""
+    log = logging.getLogger("absl")
+    level = log.level
+    if reading:
+        log.setLevel(logging.CRITICAL)
     try:
-        yield manager
+        yield
     finally:
-        manager.close()
+        log.setLevel(level)
 
 
 def _default_step(tree: Any) -> int | None:
@@ -113,10 +145,13 @@ def save(
         if step in manager.all_steps():
             raise ValueError(f"step: expected a new step number, got {step} which {directory} already holds")
         tree, empty = _set_aside_empty(tree)
+        record = {"version": integrity.VERSION, "arrays": integrity.array_digests(tree),
+                  "metadata": integrity.json_digest(metadata or {}), "empty": integrity.json_digest({"arrays": empty})}
         args = ocp.args.Composite(**{
             _ARRAYS: ocp.args.StandardSave(tree),
             _METADATA: ocp.args.JsonSave(metadata or {}),
             _EMPTY: ocp.args.JsonSave({"arrays": empty}),
+            integrity.ITEM: ocp.args.JsonSave(record),
         })
         manager.save(step, args=args)
         manager.wait_until_finished()
@@ -149,7 +184,7 @@ def _resolve_step(manager: Any, directory: Any, step: int | None) -> int:
 
 
 def restore(directory: Any, like: Any = None, *, step: int | None = None) -> Any:
-    """Reads a saved step (default the newest complete one).
+    """Reads a saved step (default the newest complete one), once it has passed its checks.
 
     Args:
       directory: the checkpoint directory given to :func:`save`.
@@ -162,18 +197,109 @@ def restore(directory: Any, like: Any = None, *, step: int | None = None) -> Any
 
     Raises:
       FileNotFoundError: no such directory, or no complete step in it.
+      CheckpointError: the step is damaged (a file or array does not match its recorded digest,
+        or the storage layer cannot read it); the message names the newest intact step.
       ValueError: an unknown ``step``, or a ``like`` whose paths or dtypes the step lacks.
     """
-    ocp = _orbax()
     with _manager(directory) as manager:
         step = _resolve_step(manager, directory, step)
-        restored = manager.restore(
-            step, args=ocp.args.Composite(**{_ARRAYS: ocp.args.StandardRestore(), _EMPTY: ocp.args.JsonRestore()})
-        )
+        raw = _checked(manager, directory, step, _read_arrays)
+    return raw if like is None else _rebuild(raw, like, directory, step)
+
+
+def restore_metadata(directory: Any, *, step: int | None = None) -> dict:
+    """The metadata dict saved with a step (default the newest complete one).
+
+    The step's files and the metadata's digest are checked (its arrays are not decoded);
+    a damaged step raises :class:`CheckpointError` as :func:`restore` does.
+    """
+    with _manager(directory) as manager:
+        step = _resolve_step(manager, directory, step)
+        return _checked(manager, directory, step, _read_metadata)
+
+
+def intact_steps(directory: Any) -> list[int]:
+    """The complete steps in ``directory`` that pass every check of :func:`restore`, ascending.
+
+    Every array of every step is read and compared with its digest: this costs a restore per step.
+    """
+    if not pathlib.Path(directory).is_dir():
+        return []
+    with _manager(directory) as manager:
+        return [s for s in sorted(manager.all_steps()) if _intact(manager, directory, s)]
+
+
+def latest_intact_step(directory: Any) -> int | None:
+    """The newest step in ``directory`` that passes every check of :func:`restore`, or None."""
+    if not pathlib.Path(directory).is_dir():
+        return None
+    with _manager(directory) as manager:
+        return next((s for s in sorted(manager.all_steps(), reverse=True) if _intact(manager, directory, s)), None)
+
+
+def _step_dir(directory: Any, step: int) -> pathlib.Path:
+    return pathlib.Path(directory).absolute() / str(step)
+
+
+def _checked(manager: Any, directory: Any, step: int, read: Any) -> Any:
+    """``read(manager, step, recorded)`` after the step's files passed; damage as one CheckpointError."""
+    try:
+        return read(manager, step, integrity.check_files(_step_dir(directory, step)))
+    except integrity.Damaged as damage:
+        reason = str(damage)
+    others = (s for s in sorted(manager.all_steps(), reverse=True) if s != step)
+    intact = next((s for s in others if _intact(manager, directory, s)), None)
+    raise CheckpointError(_step_dir(directory, step), reason, intact) from None
+
+
+def _intact(manager: Any, directory: Any, step: int) -> bool:
+    try:
+        _read_arrays(manager, step, integrity.check_files(_step_dir(directory, step)))
+    except integrity.Damaged:
+        return False
+    return True
+
+
+def _storage_restore(manager: Any, step: int, items: dict) -> dict:
+    """orbax's restore of some items; any failure of the storage layer becomes :class:`integrity.Damaged`."""
+    ocp = _orbax()
+    integrity.quiet_failed_reads()  # the reports a failed read leaves can come before its error
+    try:
+        return manager.restore(step, args=ocp.args.Composite(**items))
+    except Exception as err:  # tensorstore, orbax, JSON and file-system errors alike: the step is unreadable
+        raise integrity.Damaged(integrity.storage_reason(err)) from None
+
+
+def _read_arrays(manager: Any, step: int, recorded: bool) -> Any:
+    ocp = _orbax()
+    items = {_ARRAYS: ocp.args.StandardRestore(), _EMPTY: ocp.args.JsonRestore()}
+    if recorded:
+        items[integrity.ITEM] = ocp.args.JsonRestore()
+    restored = _storage_restore(manager, step, items)
+    if recorded:
+        record = restored[integrity.ITEM]
+        if not isinstance(record, dict):
+            raise integrity.Damaged(f"item {integrity.ITEM}: unreadable")
+        integrity.check_arrays(record, restored[_ARRAYS])
+        if integrity.json_digest(restored[_EMPTY]) != record.get("empty"):
+            raise integrity.Damaged(f"item {_EMPTY}: checksum mismatch")
     raw = jax.tree.map(_uncommitted, restored[_ARRAYS])
     for entry in restored[_EMPTY]["arrays"]:
         _put_back_empty(raw, entry)
-    return raw if like is None else _rebuild(raw, like, directory, step)
+    return raw
+
+
+def _read_metadata(manager: Any, step: int, recorded: bool) -> dict:
+    ocp = _orbax()
+    items = {_METADATA: ocp.args.JsonRestore()}
+    if recorded:
+        items[integrity.ITEM] = ocp.args.JsonRestore()
+    restored = _storage_restore(manager, step, items)
+    metadata = dict(restored[_METADATA])
+    record = restored.get(integrity.ITEM) if recorded else None
+    if recorded and (not isinstance(record, dict) or integrity.json_digest(metadata) != record.get("metadata")):
+        raise integrity.Damaged(f"item {_METADATA}: checksum mismatch")
+    return metadata
 
 
 def _uncommitted(leaf: Any) -> Any:
@@ -187,15 +313,6 @@ def _uncommitted(leaf: Any) -> Any:
     if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
         return jax.random.wrap_key_data(np.asarray(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf))
     return jnp.asarray(np.asarray(leaf))
-
-
-def restore_metadata(directory: Any, *, step: int | None = None) -> dict:
-    """The metadata dict saved with a step (default the newest complete one)."""
-    ocp = _orbax()
-    with _manager(directory) as manager:
-        step = _resolve_step(manager, directory, step)
-        restored = manager.restore(step, args=ocp.args.Composite(**{_METADATA: ocp.args.JsonRestore()}))
-    return dict(restored[_METADATA])
 
 
 def _set_aside_empty(tree: Any) -> tuple[Any, list[dict]]:

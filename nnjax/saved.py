@@ -234,6 +234,8 @@ def _restore(directory: pathlib.Path, net: network.MLP, step: int | None) -> tup
     problem = None
     try:
         tree = checkpoint.restore(directory, like=like, step=step)
+    except checkpoint.CheckpointError:  # damaged, not foreign: its own message names the step and why
+        raise
     except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
         problem = str(err)
     else:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 import nnjax
-from nnjax import metrics, runs, saved
+from nnjax import checkpoint, metrics, runs, saved
 from nnjax.cli._setup import make_setup
 from nnjax.cli._errors import UsageError
 from nnjax.saved import SavedModel
@@ -34,6 +34,8 @@ def load_model(run_dir: Any, member: int | None = None) -> SavedModel:
         return saved.load(run_dir, member=member)
     except saved.LoadError as err:  # the library names the argument; the user knows the flag
         raise UsageError(f"--{err}" if err.argument == "member" else f"DIR: {err}") from None
+    except checkpoint.CheckpointError as err:  # never use a damaged model; say which one and why
+        raise UsageError(f"DIR: {err}") from None
 
 
 def _number(text: str, column: str, row: int) -> float:

@@ -21,8 +21,9 @@ from nnjax.cli._errors import UsageError
 __all__ = ["RUN_CONTROL", "TRAIN_FLAGS", "build_parser", "parse_args"]
 
 #: Flags that steer a run but not its result (left out of config.json).
-RUN_CONTROL = {"command", "out", "resume", "config", "quiet", "json", "no_plots", "checkpoint_every", "progress_every"}
-_CHANGEABLE_ON_RESUME = {"epochs", "quiet", "json", "no_plots", "checkpoint_every", "progress_every"}
+RUN_CONTROL = {"command", "out", "resume", "from_intact", "config", "quiet", "json", "no_plots", "checkpoint_every",
+               "progress_every"}
+_CHANGEABLE_ON_RESUME = {"epochs", "from_intact", "quiet", "json", "no_plots", "checkpoint_every", "progress_every"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,6 +103,8 @@ TRAIN_FLAGS = {
     "run": [
         ("--out", {"metavar": "DIR"}, "the run directory (default: runs/<data>-<date>-<time>)"),
         ("--resume", {"metavar": "DIR"}, "continue the run in DIR from its newest checkpoint"),
+        ("--from-intact", _SWITCH, "with --resume: if the newest checkpoint is damaged, continue from the newest "
+         "intact one (the damaged newer ones are moved to DIR/damaged_checkpoints)"),
         ("--config", {"metavar": "FILE"}, "take the settings of a run's config.json (flags given override them)"),
         ("--checkpoint-every", {"type": int, "default": 10, "metavar": "K"},
          "checkpoint every K epochs and at the end (0: only at the end)"),
@@ -181,6 +184,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command is None:
         raise UsageError("expected a command: train, evaluate or predict (see 'nnjax --help')")
+    if args.command == "train" and args.from_intact and not args.resume:
+        raise UsageError("--from-intact: expected it with --resume DIR, got it without")
     if args.command == "train" and (args.resume or args.config):
         if args.resume and (args.config or args.out):
             other = "--config" if args.config else "--out"

@@ -4,7 +4,8 @@ Training runs as chunks of a few epochs, each one compiled call of :func:`nnjax.
 :func:`nnjax.population.fit_population` for ``--seeds N``) continuing the previous chunk with
 ``resume=``; a continued run is bit for bit the run done in one go, so chunks only decide when
 the host sees progress and when a checkpoint is written. ``--resume DIR`` restores the newest
-checkpoint and carries on with the same chunks.
+checkpoint and carries on with the same chunks; a damaged checkpoint stops it before any file is
+written, and ``--from-intact`` carries on from the newest intact one instead.
 """
 
 from __future__ import annotations
@@ -186,15 +187,46 @@ def _scalars(history: dict, axis: int) -> dict:
     return {k: v for k, v in history.items() if np.ndim(v) == axis + 1}
 
 
-def _restore(setup: Setup, ckpt_dir: pathlib.Path) -> tuple[Any, int]:
-    """The newest checkpoint of a run as a FitResult, and its epoch count (None, 0 without one)."""
+def _restore(setup: Setup, ckpt_dir: pathlib.Path) -> tuple[Any, int, int | None]:
+    """The newest checkpoint of a run as a FitResult, its epoch count and its step (None, 0, None without one).
+
+    Nothing is written. A damaged newest checkpoint is a UsageError naming the newest intact one,
+    which ``--from-intact`` continues from instead.
+    """
     step = checkpoint.latest_step(ckpt_dir)
     if step is None:
-        return None, 0
+        return None, 0, None
     first = _chunk_plan(0, setup.args.epochs, _chunk_epochs(setup.args), setup.args.checkpoint_every)[0]
     like = jax.eval_shape(lambda: _chunk_runner(setup)(None, first))  # the structure, nothing computed
-    result = checkpoint.restore(ckpt_dir, like=like, step=step)
-    return result, int(checkpoint.restore_metadata(ckpt_dir, step=step).get("epochs_done", step))
+    try:
+        result = checkpoint.restore(ckpt_dir, like=like, step=step)
+    except checkpoint.CheckpointError as err:
+        if err.intact_step is None:
+            raise UsageError(f"--resume: {err}; start a new run instead") from None
+        if not setup.args.from_intact:
+            raise UsageError(f"--resume: {err}; continue from it with --resume {setup.args.resume} --from-intact") \
+                from None
+        step = err.intact_step
+        print(f"nnjax: note: {err.step_dir} is damaged ({err.reason}); continuing from {ckpt_dir / str(step)}",
+              file=sys.stderr)
+        result = checkpoint.restore(ckpt_dir, like=like, step=step)
+    done = int(checkpoint.restore_metadata(ckpt_dir, step=step).get("epochs_done", step))
+    return result, done, step
+
+
+def _set_aside_newer(run_dir: pathlib.Path, step: int | None) -> None:
+    """Moves the checkpoints newer than ``step`` (the damaged ones --from-intact passed over) out of
+    the checkpoint directory, so that training writes those steps anew; they are kept for inspection."""
+    ckpt_dir = run_dir / runs.CHECKPOINTS
+    newer = [s for s in checkpoint.steps(ckpt_dir) if step is not None and s > step]
+    for s in newer:
+        target = run_dir / "damaged_checkpoints" / str(s)
+        suffix = 1
+        while target.exists():
+            suffix += 1
+            target = run_dir / "damaged_checkpoints" / f"{s}-{suffix}"
+        target.parent.mkdir(exist_ok=True)
+        (ckpt_dir / str(s)).rename(target)
 
 
 def _members(result: Any, seeds: int) -> list:
@@ -337,9 +369,11 @@ def _report(summary: dict, args: argparse.Namespace) -> None:
 def train(args: argparse.Namespace) -> int:
     """The ``nnjax train`` command; returns the exit code."""
     setup = make_setup(args)  # every input check happens here, before anything is written
+    restored = None, 0, None
     if args.resume:
         run_dir, created = pathlib.Path(args.resume), False
         _check_resumable(setup, run_dir)
+        restored = _restore(setup, run_dir / runs.CHECKPOINTS)  # reads only: a damaged checkpoint stops here
     else:
         run_dir = pathlib.Path(args.out) if args.out else _default_out(setup)
         if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
@@ -350,7 +384,9 @@ def train(args: argparse.Namespace) -> int:
         ckpt_dir = run_dir / runs.CHECKPOINTS
         runs.write_json(run_dir / runs.CONFIG, _config(setup))
         runs.write_json(run_dir / runs.PREPROCESSING, setup.prep._asdict())
-        result, done = _restore(setup, ckpt_dir) if args.resume else (None, 0)
+        result, done, step = restored
+        if args.resume:
+            _set_aside_newer(run_dir, step)
         seconds = 0.0
         if result is None or (done < args.epochs and not _all_stopped(result)):
             result, seconds = run_training(setup, ckpt_dir, result, done)
