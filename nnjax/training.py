@@ -212,7 +212,8 @@ def train_step(
     layers = {}
     if cfg.diagnostics:
         # ``sampled``: whether this step also takes the costlier statistics (see nnjax.diagnostics)
-        layers = diagnostics.layer_stats(grads, updates, hidden, weights, sampled=sampled)
+        layers = diagnostics.layer_stats(grads, updates, hidden, weights, sampled=sampled,
+                                         activations=cfg.net.hidden_activations)
     info = StepInfo(
         loss_sum=jnp.sum(jnp.where(w > 0, per_example, 0.0) * w),
         weight_sum=jnp.sum(w),
