@@ -5,10 +5,13 @@ The verdict follows the usual signs, each measured on the per-layer statistics t
 
 * **exploding**: NaN/Inf gradients, steps skipped by the NaN guard or a non-finite loss;
   or two of these three together: gradient entries consistently above 1.0 in
-  magnitude, weights growing fast, a loss that swings (or does not improve).
-* **vanishing**: early layers' gradients orders of magnitude below the output
-  layer's; or the loss barely improving while early layers' weights barely change
-  or shrink towards 0.
+  magnitude, weights growing fast, a loss that swings (or does not improve) --
+  unless saturation (below) explains them and the weights are not growing.
+* **vanishing**: a sigmoid/tanh hidden layer saturated from the first epoch to the
+  last (most of its activations in the flat tails, where almost no gradient passes
+  back: the sign of a too-large init, remedied by Xavier/Glorot init); early layers'
+  gradients orders of magnitude below the output layer's; or the loss barely
+  improving while early layers' weights barely change or shrink towards 0.
 * **healthy**: neither.
 
 Example:
@@ -36,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["REMEDIES", "Diagnosis", "diagnose", "layer_name"]
+__all__ = ["REMEDIES", "SATURATION_REMEDIES", "Diagnosis", "diagnose", "layer_name"]
 
 VERDICTS = ("healthy", "vanishing", "exploding")
 REMEDIES = {
@@ -55,6 +58,12 @@ REMEDIES = {
         "batch norm on the hidden layers: MLP(..., batch_norm=True)",
     ),
 }
+#: Put in front of the vanishing remedies when saturated sigmoid/tanh layers are a sign.
+SATURATION_REMEDIES = (
+    "Xavier/Glorot init for tanh/sigmoid (the default init=None picks it) instead of a wide normal: "
+    "init='xavier_normal' keeps the pre-activations in the slope of the activation",
+    "standardised inputs (nnjax.data.standardize): large input values saturate the first layer",
+)
 _REQUIRED = ("loss", "layer_grad_norm", "layer_weight_norm", "layer_update_ratio", "layer_grad_above_1",
              "layer_nonfinite")
 
@@ -74,7 +83,9 @@ class Diagnosis:
         layer's), "update_ratio" (median), "above_1_share" (share of epochs with
         more than ``above_1_fraction`` of entries above 1), "above_1_last" (the
         fraction of entries above 1 in the last epoch), "weight_change" (last
-        weight norm over the first), "nonfinite" (total count), "dead_units" (last epoch).
+        weight norm over the first), "nonfinite" (total count); and of shape ``(n_hidden,)``: "dead_units" (last epoch), "saturated_first" and
+        "saturated_last" (fraction of saturated sigmoid/tanh activations in the first and
+        the last epoch; NaN for other activations or a history without ``saturated_units``).
       remedies: what to try, most direct first (empty when healthy).
       notes: observations that did not make the verdict (dead ReLUs; single weak signs of a healthy run).
       thresholds: the thresholds used.
@@ -171,6 +182,11 @@ def _per_layer(h: dict[str, np.ndarray], above_1_fraction: float) -> dict[str, n
     share = np.sum((above > above_1_fraction) & seen, axis=0) / np.maximum(np.sum(seen, axis=0), 1)
     above_last = _finite_first_last(above)[1]
     dead = h.get("dead_units")
+    n_hidden = grads.shape[1] - 1
+    saturated = h.get("saturated_units")
+    if saturated is None or saturated.ndim != 2 or saturated.shape[1] != n_hidden:
+        saturated = np.full((1, n_hidden), np.nan)
+    sat_first, sat_last = _finite_first_last(saturated)
     return {
         "grad_norm": _nanmedian(grads),
         "grad_ratio": _nanmedian(ratios),
@@ -179,7 +195,9 @@ def _per_layer(h: dict[str, np.ndarray], above_1_fraction: float) -> dict[str, n
         "above_1_last": above_last,
         "weight_change": change,
         "nonfinite": np.nansum(h["layer_nonfinite"], axis=0),
-        "dead_units": np.full(grads.shape[1] - 1, np.nan) if dead is None or dead.size == 0 else dead[-1],
+        "dead_units": np.full(n_hidden, np.nan) if dead is None or dead.size == 0 else dead[-1],
+        "saturated_first": sat_first,
+        "saturated_last": sat_last,
     }
 
 
@@ -211,6 +229,7 @@ def diagnose(
     weight_growth: float = 10.0,
     loss_jump: float = 0.5,
     dead_fraction: float = 0.5,
+    saturated_fraction: float = 0.5,
 ) -> Diagnosis:
     """Diagnoses vanishing or exploding gradients from the history of one training run.
 
@@ -234,12 +253,19 @@ def diagnose(
       loss_jump: a rise of the loss from one epoch to the next by more than this
         fraction of the first epoch's loss is a large swing.
       dead_fraction: hidden layers with more dead units than this (last epoch) get a note.
+      saturated_fraction: a sigmoid/tanh hidden layer with more than this fraction of its
+        activations saturated (``|tanh| > 0.99``, a sigmoid within 0.005 of 0 or 1; see
+        :mod:`nnjax.diagnostics`) in the first epoch and in the last is saturated: a
+        sign of vanishing gradients. Both epochs, because a well-trained net may end
+        with many saturated units, but never starts with them from a suitable init.
 
     Returns:
       A :class:`Diagnosis`. Its ``evidence`` holds: "epochs_used", "nonfinite_entries",
       "skipped_steps", "nonfinite_loss_epochs", "min_grad_ratio" (smallest over the
       early layers), "min_update_ratio" (early layers), "max_above_1_share",
-      "max_weight_growth", "min_weight_change" (early layers), and the loss's
+      "max_weight_growth", "min_weight_change" (early layers), "max_saturated"
+      (over the hidden layers, the smaller of the first and the last epoch's saturated
+      fraction; NaN without sigmoid/tanh layers), and the loss's
       "loss_first", "loss_last", "loss_improvement", "max_loss_rise".
 
     Raises:
@@ -251,7 +277,7 @@ def diagnose(
         "vanishing_ratio": vanishing_ratio, "min_update_ratio": min_update_ratio, "weight_shrink": weight_shrink,
         "min_loss_improvement": min_loss_improvement, "above_1_fraction": above_1_fraction,
         "consistency": consistency, "weight_growth": weight_growth, "loss_jump": loss_jump,
-        "dead_fraction": dead_fraction,
+        "dead_fraction": dead_fraction, "saturated_fraction": saturated_fraction,
     }
     for name, value in thresholds.items():
         if not (np.isfinite(value) and value > 0):
@@ -264,13 +290,16 @@ def diagnose(
     per_layer = _per_layer(h, above_1_fraction)
     evidence = _evidence(h, per_layer, rows)
     verdict, signs, layers = _verdict(evidence, per_layer, thresholds)
+    remedies = REMEDIES.get(verdict, ())
+    if verdict == "vanishing" and _saturated(per_layer, thresholds).any():
+        remedies = SATURATION_REMEDIES + remedies
     return Diagnosis(
         verdict=verdict,
         signs=tuple(signs),
         layers=tuple(int(i) for i in layers),
         evidence=evidence,
         per_layer=per_layer,
-        remedies=REMEDIES.get(verdict, ()),
+        remedies=remedies,
         notes=tuple(_notes(verdict, evidence, per_layer, thresholds)),
         thresholds=thresholds,
         epochs_used=tuple(int(r) for r in rows),
@@ -286,6 +315,8 @@ def _evidence(h: dict[str, np.ndarray], per_layer: dict[str, np.ndarray], rows: 
         return float(a.min()) if a.size else np.nan
 
     growth = per_layer["weight_change"][~np.isnan(per_layer["weight_change"])]
+    kept = np.fmin(per_layer["saturated_first"], per_layer["saturated_last"])
+    kept = kept[~np.isnan(kept)]
     evidence = {
         "epochs_used": float(rows.size),
         "nonfinite_entries": float(np.nansum(h["layer_nonfinite"])),
@@ -296,9 +327,16 @@ def _evidence(h: dict[str, np.ndarray], per_layer: dict[str, np.ndarray], rows: 
         "max_above_1_share": float(per_layer["above_1_share"].max()),
         "max_weight_growth": float(growth.max()) if growth.size else np.nan,
         "min_weight_change": smallest(per_layer["weight_change"]),
+        "max_saturated": float(kept.max()) if kept.size else np.nan,
     }
     evidence.update(_loss_evidence(h["loss"]))
     return evidence
+
+
+def _saturated(per_layer: dict[str, np.ndarray], t: dict[str, float]) -> np.ndarray:
+    """Per hidden layer: saturated beyond the threshold in the first epoch and in the last."""
+    first, last = per_layer["saturated_first"], per_layer["saturated_last"]
+    return (np.nan_to_num(first) > t["saturated_fraction"]) & (np.nan_to_num(last) > t["saturated_fraction"])
 
 
 def _verdict(ev: dict[str, float], per_layer: dict[str, np.ndarray], t: dict[str, float]):
@@ -320,6 +358,12 @@ def _verdict(ev: dict[str, float], per_layer: dict[str, np.ndarray], t: dict[str
     growing = per_layer["weight_change"] > t["weight_growth"]
     unstable = ev["max_loss_rise"] > t["loss_jump"] or ev["loss_improvement"] < t["min_loss_improvement"]
     corroborated = int(above.any()) + int(growing.any()) + int(unstable) >= 2
+    # Saturated sigmoid/tanh layers explain large entries and a loss that barely falls without any
+    # growth: huge weights times activations of +-1 give large dL/dW entries, while the flat tails
+    # pass almost nothing back. With weights that do grow fast, the growth comes first.
+    saturated = _saturated(per_layer, t)
+    if saturated.any() and not growing.any():
+        corroborated = False
     if corroborated and above.any():
         signs.append(
             f"gradient entries consistently above 1.0: more than {t['above_1_fraction']:.0%} of entries in "
@@ -338,6 +382,15 @@ def _verdict(ev: dict[str, float], per_layer: dict[str, np.ndarray], t: dict[str
             layers = np.array([int(np.nanargmax(np.nan_to_num(per_layer["grad_norm"], nan=-1.0)))])
         return "exploding", signs, layers
 
+    if saturated.any():
+        worst = int(np.nanargmax(np.fmin(per_layer["saturated_first"], per_layer["saturated_last"])))
+        signs.append(
+            f"saturated units: {layer_name(worst, n_layers)} has {per_layer['saturated_first'][worst]:.0%} of its "
+            f"activations in the flat tails of sigmoid/tanh in the first epoch and "
+            f"{per_layer['saturated_last'][worst]:.0%} in the last ({int(saturated.sum())} of "
+            f"{saturated.shape[0]} hidden layers above {t['saturated_fraction']:.0%}), where the slope is below 2% of "
+            "its peak: the init (or the inputs) too large for the activation"
+        )
     weak = per_layer["grad_ratio"][early] < t["vanishing_ratio"]
     if weak.any():
         signs.append(
@@ -355,7 +408,7 @@ def _verdict(ev: dict[str, float], per_layer: dict[str, np.ndarray], t: dict[str
             f"{ev['min_update_ratio']:.2e}, weight norm x{ev['min_weight_change']:.3g})"
         )
     if signs:
-        mask = weak | (still & stalled) | (shrinking & stalled)
+        mask = weak | (still & stalled) | (shrinking & stalled) | saturated
         return "vanishing", signs, early[mask]
     return "healthy", signs, np.zeros((0,), int)
 
@@ -415,14 +468,16 @@ def render_report(d: Diagnosis) -> str:
         lines.append("layers concerned: " + ", ".join(d.layer_names))
     lines.append("per layer (median over epochs):")
     lines.append(f"  {'layer':<13}{'|grad|':>10}{'/output':>10}{'update/W':>10}{'|g|>1':>7}{'W x':>8}"
-                 f"{'NaN/Inf':>9}{'dead':>6}")
+                 f"{'NaN/Inf':>9}{'dead':>6}{'sat':>6}")
     p = d.per_layer
     for i in range(n):
         dead = p["dead_units"][i] if i < p["dead_units"].shape[0] else np.nan
+        sat = p["saturated_last"][i] if i < p["saturated_last"].shape[0] else np.nan
         lines.append(
             f"  {layer_name(i, n):<13}{_fmt(p['grad_norm'][i], '.2e'):>10}{_fmt(p['grad_ratio'][i], '.1e'):>10}"
             f"{_fmt(p['update_ratio'][i], '.1e'):>10}{_fmt(p['above_1_share'][i], '.0%'):>7}"
             f"{_fmt(p['weight_change'][i], '.3g'):>8}{_fmt(p['nonfinite'][i], '.0f'):>9}{_fmt(dead, '.0%'):>6}"
+            f"{_fmt(sat, '.0%'):>6}"
         )
     ev = d.evidence
     if np.isfinite(ev["loss_first"]):

@@ -69,6 +69,9 @@ class Model:
     n_outputs: int | None = None
     name: str = "model"
 
+    #: No hidden activations are exposed, so no dead or saturated units are recorded.
+    hidden_activations = ()
+
     def start_state(self) -> State:
         return {} if self.init_state is None else self.init_state()
 
@@ -108,6 +111,10 @@ class MLPModel:
     @property
     def n_inputs(self) -> int:
         return self.net.sizes[0]
+
+    @property
+    def hidden_activations(self) -> tuple[str, ...]:
+        return self.net.hidden_activations
 
     @property
     def n_outputs(self) -> int:

@@ -215,6 +215,10 @@ class TextModel:
     def n_outputs(self) -> int:
         return self.bag.n_outputs
 
+    @property
+    def hidden_activations(self) -> tuple[str, ...]:
+        return self.bag.head.hidden_activations
+
     def init(self, key: PRNGKey) -> dict:
         return init(key, self.bag)
 

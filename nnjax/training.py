@@ -234,7 +234,7 @@ def train_step(
     if cfg.diagnostics:
         # ``sampled``: whether this step also takes the costlier statistics (see nnjax.diagnostics)
         layers = diagnostics.layer_stats(_layers(cfg, grads), _layers(cfg, updates), hidden, weights,
-                                         sampled=sampled)
+                                         sampled=sampled, activations=cfg.model.hidden_activations)
     info = StepInfo(
         loss_sum=jnp.sum(jnp.where(w > 0, per_example, 0.0) * w),
         weight_sum=jnp.sum(w),

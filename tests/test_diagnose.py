@@ -16,11 +16,13 @@ import nnjax
 # constructed histories: each sign on its own
 
 
-def make_history(epochs=6, layers=4, *, grad=None, weight=None, ratio=None, above=None, nonfinite=None, loss=None):
-    """A history with healthy defaults; every argument overrides one key (broadcast to (epochs, layers))."""
+def make_history(epochs=6, layers=4, *, grad=None, weight=None, ratio=None, above=None, nonfinite=None, loss=None,
+                 saturated=None):
+    """A history with healthy defaults; every argument overrides one key (broadcast to (epochs, layers);
+    ``saturated``: (epochs, layers - 1))."""
 
-    def full(value, default):
-        return np.broadcast_to(np.asarray(default if value is None else value, np.float64), (epochs, layers)).copy()
+    def full(value, default, width=layers):
+        return np.broadcast_to(np.asarray(default if value is None else value, np.float64), (epochs, width)).copy()
 
     return {
         "loss": np.linspace(2.3, 1.0, epochs) if loss is None else np.asarray(loss, np.float64),
@@ -30,6 +32,7 @@ def make_history(epochs=6, layers=4, *, grad=None, weight=None, ratio=None, abov
         "layer_grad_above_1": full(above, 0.0),
         "layer_nonfinite": full(nonfinite, 0.0),
         "dead_units": np.zeros((epochs, layers - 1)),
+        "saturated_units": full(saturated, 0.0, layers - 1),
         "skipped": np.zeros(epochs, np.int32),
         "stopped": np.zeros(epochs, bool),
     }
@@ -65,6 +68,49 @@ def test_vanishing_when_loss_stalls_and_early_weights_barely_move_or_shrink():
     assert nnjax.diagnose(shrinking).verdict == "vanishing"
     # the same weights with an improving loss: no verdict from these weak signs alone
     assert nnjax.diagnose(make_history(ratio=[1e-9, 1e-3, 1e-3, 1e-3])).verdict == "healthy"
+
+
+def test_vanishing_when_sigmoid_or_tanh_layers_are_saturated_from_the_first_epoch_to_the_last():
+    saturated = np.array([0.97, 0.9, 0.2])  # layers 1 and 2 saturated, layer 3 not
+    d = nnjax.diagnose(make_history(saturated=saturated))  # loss falls, gradients reach every layer
+    assert d.verdict == "vanishing" and d.layers == (0, 1)
+    np.testing.assert_allclose(d.evidence["max_saturated"], 0.97)
+    np.testing.assert_allclose(d.per_layer["saturated_first"], saturated)
+    assert "saturated units" in d.signs[0] and "layer 1" in d.signs[0]
+    assert "xavier_normal" in d.remedies[0]  # the most direct remedy first
+    assert set(importlib.import_module("nnjax.diagnose").REMEDIES["vanishing"]) <= set(d.remedies)
+    assert "sat" in d.report() and "97%" in d.report()
+    # the threshold is a keyword argument, on either side of the measured fractions
+    assert nnjax.diagnose(make_history(saturated=saturated), saturated_fraction=0.98).verdict == "healthy"
+    assert nnjax.diagnose(make_history(saturated=saturated), saturated_fraction=0.1).layers == (0, 1, 2)
+    # saturated in the first epochs only: the run left the tails
+    early = np.zeros((6, 3))
+    early[:2] = 0.95
+    assert nnjax.diagnose(make_history(saturated=early)).verdict == "healthy"
+    # saturated by the end only: a well-trained net may end with many units in the tails
+    late = np.linspace(0.0, 0.9, 6)[:, None] * np.ones(3)
+    assert nnjax.diagnose(make_history(saturated=late)).verdict == "healthy"
+    # ReLU layers record NaN, and a history without the key (an older run) is read as before
+    assert nnjax.diagnose(make_history(saturated=np.nan)).verdict == "healthy"
+    assert np.isnan(nnjax.diagnose(make_history(saturated=np.nan)).evidence["max_saturated"])
+    old = {k: v for k, v in make_history().items() if k != "saturated_units"}
+    assert nnjax.diagnose(old).verdict == "healthy"
+
+
+def test_saturation_explains_large_gradients_unless_the_weights_grow():
+    above = np.zeros((6, 4))
+    above[:, 1:3] = 0.6  # huge weights times activations of +-1: large dL/dW entries in every epoch
+    stalled = np.linspace(2.3, 2.299, 6)
+    saturated = np.full(3, 0.95)
+    d = nnjax.diagnose(make_history(above=above, loss=stalled, saturated=saturated))
+    assert d.verdict == "vanishing", d.report()
+    assert nnjax.diagnose(make_history(above=above, loss=stalled)).verdict == "exploding"  # without saturation
+    growing = np.geomspace(1.0, 50.0, 6)[:, None] * np.ones(4)
+    grown = nnjax.diagnose(make_history(above=above, loss=stalled, weight=growing, saturated=saturated))
+    assert grown.verdict == "exploding"  # the weights grow: saturation follows from the growth
+    nan_counts = np.zeros((6, 4))
+    nan_counts[2, 0] = 3
+    assert nnjax.diagnose(make_history(nonfinite=nan_counts, saturated=saturated)).verdict == "exploding"
 
 
 def test_exploding_on_nan_counts_and_skipped_steps():
@@ -211,6 +257,34 @@ def test_recorded_statistics_match_a_numpy_replay(rng):
     np.testing.assert_array_equal(h["dead_units"], 0)  # tanh is never exactly 0 on a whole batch here
 
 
+def test_saturated_fraction_matches_numpy_and_ignores_padding(rng):
+    hidden = [rng.normal(scale=3.0, size=(16, 8)), rng.normal(scale=3.0, size=(16, 5)), rng.normal(size=(16, 4))]
+    acts = ("tanh", "sigmoid", "relu")
+    outs = [np.tanh(hidden[0]), 1 / (1 + np.exp(-hidden[1])), np.maximum(hidden[2], 0)]
+    weights = np.ones(16)
+    weights[12:] = 0.0  # padding rows, made fully saturated so that counting them would show
+    outs[0][12:], outs[1][12:] = 1.0, 0.0
+    got = np.asarray(nnjax.diagnostics.saturated_fraction([jnp.asarray(o, jnp.float32) for o in outs],
+                                                          jnp.asarray(weights, jnp.float32), acts))
+    expected = [np.mean(np.abs(outs[0][:12]) > 0.99), np.mean(np.abs(2 * outs[1][:12] - 1) > 0.99)]
+    assert 0.2 < expected[0] < 0.95 and 0.1 < expected[1] < 0.95  # neither all nor nothing
+    np.testing.assert_allclose(got[:2], expected, atol=1e-6)
+    assert np.isnan(got[2])  # ReLU has no flat tails (its zeros are dead_units)
+    assert np.all(np.isnan(nnjax.diagnostics.saturated_fraction(outs[:1], jnp.ones(16), None)))
+
+
+def test_fit_records_saturated_units_only_for_sigmoid_and_tanh_layers(rng):
+    x = rng.normal(size=(32, 3)).astype(np.float32)
+    y = rng.normal(size=32).astype(np.float32)
+    net = nnjax.MLP((3, 6, 6, 6, 1), activation=("tanh", "relu", "sigmoid"))
+    h = nnjax.fit(jax.random.key(0), net, (x, y), loss="mse", optimizer=optax.sgd(0.01), epochs=2,
+                  batch_size=8).history
+    sat = np.asarray(h["saturated_units"])
+    assert sat.shape == (2, 3)
+    assert np.all(np.isnan(sat[:, 1])) and np.all((sat[:, [0, 2]] >= 0) & (sat[:, [0, 2]] <= 1))
+    assert np.all(sat[:, [0, 2]] < 0.2)  # Xavier init keeps them in the slope
+
+
 # ---------------------------------------------------------------------------------------------
 # real runs: the experiments of examples/vanishing_gradients.py and examples/exploding_gradients.py
 # in their --quick setting (10 hidden layers of 32, 384 digits, a few epochs). The smoke tests of the
@@ -292,3 +366,62 @@ def test_diagnose_takes_a_fit_result(vanishing_runs):
     assert from_result.verdict == from_history.verdict
     for name, value in from_history.evidence.items():
         np.testing.assert_allclose(from_result.evidence[name], value, rtol=1e-6, err_msg=name)
+
+
+
+SATURATED_SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def saturated_runs():
+    """Ten tanh layers of 32 on 384 digits, 3 epochs: weights from N(0, 3^2) and Xavier init (the remedy).
+
+    Pre-activations of about N(0, 17^2) put most units in tanh's flat tails from the first step on.
+    Adam bounds every step by its learning rate, so the weights cannot grow fast whatever the
+    rounding: the verdict rests on the saturation alone. With SGD the huge raw gradients make the
+    trajectory chaotic (weights of one layer grew x1.2 to x27 in 3 epochs, depending on the CPU's
+    rounding), so that run is only asserted not to be healthy.
+    """
+    example = load_example("exploding_gradients")
+    train, _ = example.load(384, 0)
+    net = nnjax.MLP((64,) + (32,) * 10 + (10,), activation="tanh", output="softmax")
+
+    def run(seed, params, optimizer):
+        result = nnjax.fit(jax.random.key(seed), net, train, loss="softmax_cross_entropy", optimizer=optimizer,
+                           epochs=3, batch_size=16, params=params)
+        return nnjax.diagnose(result)
+
+    adam = optax.adam(1e-3)
+
+    def huge(seed):
+        return example.wide_normal_params(net, 3.0, key=jax.random.key(seed + 1))
+
+    return {
+        "adam": {seed: run(seed, huge(seed), adam) for seed in SATURATED_SEEDS},
+        "sgd": run(0, huge(0), optax.sgd(0.1)),
+        "xavier": run(0, nnjax.init(jax.random.key(1), net), adam),
+    }
+
+
+@pytest.mark.parametrize("seed", SATURATED_SEEDS)
+def test_deep_tanh_with_huge_init_is_saturated_and_vanishing(saturated_runs, seed):
+    d = saturated_runs["adam"][seed]
+    assert d.verdict == "vanishing", d.report()
+    assert "saturated units" in d.signs[0] and "xavier_normal" in d.remedies[0]
+    assert len(d.layers) == 10  # every hidden layer
+    # far from the threshold of 0.5: 0.85 to 0.9 measured in every hidden layer, first and last epoch
+    assert d.evidence["max_saturated"] > 0.75
+    assert np.all(d.per_layer["saturated_first"] > 0.7) and np.all(d.per_layer["saturated_last"] > 0.7)
+
+
+def test_deep_tanh_with_huge_init_and_sgd_is_not_healthy(saturated_runs):
+    d = saturated_runs["sgd"]
+    assert d.verdict in ("vanishing", "exploding"), d.report()
+    assert d.evidence["max_saturated"] > 0.75  # 0.97 to 0.98 measured
+
+
+def test_xavier_init_removes_the_saturation(saturated_runs):
+    xavier = saturated_runs["xavier"]
+    assert xavier.verdict == "healthy", xavier.report()
+    assert xavier.evidence["max_saturated"] < 0.1  # 0.01 measured
+    assert xavier.evidence["loss_last"] < 0.5 * min(d.evidence["loss_last"] for d in saturated_runs["adam"].values())

@@ -24,20 +24,11 @@ from nnjax.sklearn import MLPClassifier, MLPRegressor
 
 SMALL = dict(hidden_layer_sizes=(8,), learning_rate_init=0.05, max_iter=50, random_state=0)
 
-EXPECTED_FAILURES = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "training runs in float32 and Adam divides by the gradients' running RMS, which magnifies "
-        "rounding: weighted and repeated fits agree to ~1e-4, the check demands rtol 1e-7; "
-        "test_sample_weight_equals_repetition checks the equivalence with SGD at 1e-5"),
-}
-
-
-def _expected_failures(estimator):
-    return EXPECTED_FAILURES
-
-
-@parametrize_with_checks([MLPClassifier(**SMALL), MLPRegressor(**SMALL)], expected_failed_checks=_expected_failures)
+@parametrize_with_checks([MLPClassifier(**SMALL), MLPRegressor(**SMALL)])
 def test_scikit_learn_estimator_checks(estimator, check):
+    # Every check passes, check_sample_weight_equivalence_on_dense_data included (with Adam, the
+    # default solver): full batches are merged into distinct sorted rows before training (see
+    # nnjax/sklearn/_padding.py), so integer weights and repeated rows give the same sums.
     # max_iter=50 keeps the checks fast; not converging by then is expected (scikit-learn's own
     # test_common ignores ConvergenceWarning the same way). Skips come from scikit-learn itself
     # (pandas not installed, no decision_function, SCIPY_ARRAY_API unset) and print their reason.
@@ -167,17 +158,48 @@ def test_regression_single_and_multi_output(n_outputs, rng):
 # Sample weights, populations, continuation
 
 
-def test_sample_weight_equals_repetition(rng):
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_sample_weight_equals_repetition(rng, solver):
     x = rng.normal(size=(24, 3))
     y = (x[:, 0] - x[:, 1] > 0).astype(int)
     weights = rng.integers(0, 3, size=24)  # zeros included: a zero weight removes the sample
-    settings = dict(hidden_layer_sizes=(6,), solver="sgd", momentum=0.0, learning_rate_init=0.2, max_iter=30,
+    settings = dict(hidden_layer_sizes=(6,), solver=solver, momentum=0.0, learning_rate_init=0.2, max_iter=30,
                     n_iter_no_change=100, random_state=0)
     weighted = fit_quietly(MLPClassifier(**settings), x, y, sample_weight=weights)
-    repeated = fit_quietly(MLPClassifier(**settings), np.repeat(x, weights, axis=0), np.repeat(y, weights))
-    np.testing.assert_allclose(weighted.predict_proba(x), repeated.predict_proba(x), atol=1e-5)
+    order = rng.permutation(int(weights.sum()))  # repeated rows in another order: the same full batch
+    repeated = fit_quietly(MLPClassifier(**settings), np.repeat(x, weights, axis=0)[order],
+                           np.repeat(y, weights)[order])
+    # the same sums in the same order: equal to the last bit, with Adam too
+    np.testing.assert_array_equal(weighted.predict_proba(x), repeated.predict_proba(x))
+    np.testing.assert_array_equal(weighted.loss_curve_, repeated.loss_curve_)
+    assert weighted.t_ == 30 * 24 and repeated.t_ == 30 * weights.sum()  # samples seen, as given
     plain = fit_quietly(MLPClassifier(**settings), x, y)
     assert np.abs(plain.predict_proba(x) - weighted.predict_proba(x)).max() > 1e-3
+
+
+def test_full_batches_are_merged_into_distinct_sorted_rows(rng):
+    from nnjax.sklearn import _padding
+
+    x = rng.normal(size=(5, 2)).astype(np.float32)
+    y = np.array([0.0, 1.0, 1.0, 0.0, 1.0], np.float32)
+    w = np.array([2.0, 0.0, 1.0, 3.0, 1.0], np.float32)
+    rows = np.array([0, 0, 2, 3, 3, 3, 4])  # w as repetitions
+    merged = _padding.canonical_rows(x, y, w)
+    for copy, weights in ((_padding.canonical_rows(x[rows], y[rows], None), None),
+                          (_padding.canonical_rows(x[rows[::-1]], y[rows[::-1]], np.ones(7)), "ones")):
+        for a, b in zip(merged, copy):
+            np.testing.assert_array_equal(a, b, err_msg=str(weights))
+    assert merged[0].shape == (4, 2) and sorted(merged[2].tolist()) == [1.0, 1.0, 2.0, 3.0]
+    # equal features with different targets stay apart (multi-output targets too)
+    y2 = np.stack([y, 1 - y], axis=1)
+    same_x = _padding.canonical_rows(np.zeros((5, 2), np.float32), y2, None)
+    assert same_x[0].shape == (2, 2) and sorted(same_x[2].tolist()) == [2.0, 3.0]
+    # padded as before: a full batch rounded up to 64 rows of weight 0, minibatches untouched
+    px, py, pw, batch = _padding.pad_full_batch(x, y, w, 5, merge=True)
+    assert px.shape == (64, 2) and batch == 64 and pw.sum() == w.sum() and np.count_nonzero(pw) == 4
+    unmerged = _padding.pad_full_batch(x, y, w, 5)
+    assert np.count_nonzero(unmerged[2]) == 4 and np.array_equal(unmerged[0][:5], x)
+    assert _padding.pad_full_batch(x, y, w, 2, merge=True)[0] is x
 
 
 def test_population_keeps_the_best_seed():

@@ -200,7 +200,8 @@ class BaseMLP(BaseEstimator):
                                           loss_scale=targets.loss_scale)
         mean_weight = 1.0 if weights is None else float(np.mean(weights))
         x = _padding.pad_inputs(x, train_net)
-        x, y, weights, batch_rows = _padding.pad_full_batch(x, targets.y, weights, batch)
+        x, y, weights, batch_rows = _padding.pad_full_batch(x, targets.y, weights, batch,
+                                                            merge=not (self.batch_norm or self.dropout))
         if validation is not None:
             validation = (_padding.pad_inputs(validation[0], train_net), validation[1])
         fit_kwargs = dict(
