@@ -3,7 +3,7 @@
 :func:`classification_report` gives accuracy, precision, recall and F1 (macro-averaged and per
 class), the confusion matrix, and, from class probabilities, log loss and ROC AUC (binary, or
 one-vs-rest macro-averaged for more classes). :func:`regression_report` gives MAE, MSE, RMSE and
-R^2 (averaged over outputs). :func:`evaluate` scores a model opened with :func:`nnjax.load` on raw
+R^2 (averaged over outputs). :meth:`nnjax.saved.SavedModel.evaluate` scores a model opened with :func:`nnjax.load` on raw
 data, as ``nnjax evaluate`` does. Every value is a Python float, int or list (JSON-ready); a
 metric that the data leave undefined (ROC AUC when a class is absent from ``y_true``) is None.
 
@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn import metrics as skm
 
-__all__ = ["classification_report", "evaluate", "format_report", "regression_report"]
+__all__ = ["classification_report", "format_report", "regression_report"]
 
 
 def _indices(values: Any, name: str, n_classes: int) -> np.ndarray:
@@ -132,29 +132,6 @@ def regression_report(y_true: Any, y_pred: Any) -> dict[str, float]:
     mse = float(skm.mean_squared_error(y_true, y_pred))
     return {"mae": float(skm.mean_absolute_error(y_true, y_pred)), "mse": mse, "rmse": math.sqrt(mse),
             "r2": float(skm.r2_score(y_true, y_pred))}
-
-
-def evaluate(model: Any, x_raw: Any, y: Any) -> dict[str, Any]:
-    """Scores a model from :func:`nnjax.load` on raw features and targets, as ``nnjax evaluate`` does.
-
-    Args:
-      model: a :class:`nnjax.saved.SavedModel` (with preprocessing).
-      x_raw: features as in the training data, shape ``(n, n_features)``.
-      y: classification: labels as in the training data (the class names, or numbers equal to
-        them), or class indices when the class names are not numbers; regression: values.
-
-    Returns:
-      :func:`nnjax.runs.score`'s dict: the report of :func:`classification_report` or
-      :func:`regression_report` plus "loss" (the training loss).
-    """
-    from nnjax import runs
-
-    prep = model.preprocessing
-    if prep is None:
-        raise ValueError("model: expected a model with preprocessing (a run directory), got one without; "
-                         "use classification_report or regression_report on its outputs")
-    y = model.class_indices(y) if prep.task == "classification" else np.asarray(y, np.float64)
-    return runs.score(prep, model.logits(x_raw), y)
 
 
 def format_report(report: dict[str, Any]) -> str:

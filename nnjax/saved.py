@@ -189,6 +189,25 @@ class SavedModel(NamedTuple):
             return np.asarray(labels, np.int64)
         return self.preprocessing.class_indices(labels.tolist(), "y").astype(np.int64)
 
+    def evaluate(self, x_raw: Any, y: Any) -> dict[str, Any]:
+        """Scores the model on raw features and targets, as ``nnjax evaluate`` does.
+
+        Args:
+          x_raw: features as in the training data, shape ``(n, n_features)``.
+          y: classification: labels as in the training data (the class names, or numbers equal
+            to them), or class indices when the class names are not numbers; regression: values.
+
+        Returns:
+          :func:`nnjax.runs.score`'s dict: the report of :func:`nnjax.metrics.classification_report`
+          or :func:`nnjax.metrics.regression_report` plus "loss" (the training loss).
+        """
+        prep = self.preprocessing
+        if prep is None:
+            raise ValueError("model: expected a model with preprocessing (a run directory), got one without; "
+                             "use nnjax.metrics.classification_report or regression_report on its outputs")
+        y = self.class_indices(y) if prep.task == "classification" else np.asarray(y, np.float64)
+        return runs.score(prep, self.logits(x_raw), y)
+
     def summary(self) -> Any:
         """The network's :func:`nnjax.summary`."""
         from nnjax.describe import summary

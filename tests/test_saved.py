@@ -59,13 +59,13 @@ def test_load_predicts_exactly_what_nnjax_predict_writes(iris_run, tmp_path, cap
     assert np.asarray(raw[0]["w"]).tobytes() == np.asarray(model.params[0]["w"]).tobytes()
     assert model.net == nnjax.MLP((4, 8, 3), output="softmax") and model.member == 0
 
-    # nnjax.metrics.evaluate gives what nnjax evaluate prints, labels given as names or indices.
+    # model.evaluate gives what nnjax evaluate prints, labels given as names or indices.
     capsys.readouterr()
     assert main(["evaluate", str(run_dir), "--data", str(data), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    scored = metrics.evaluate(model, x, labels)
+    scored = model.evaluate(x, labels)
     assert scored == {k: v for k, v in printed.items() if k not in ("run_dir", "data", "n")}
-    assert metrics.evaluate(model, x, nnjax.data.load_dataset("iris").y)["confusion_matrix"] == \
+    assert model.evaluate(x, nnjax.data.load_dataset("iris").y)["confusion_matrix"] == \
         scored["confusion_matrix"]
     assert sum(map(sum, scored["confusion_matrix"])) == 150 and 0 <= scored["roc_auc"] <= 1
 
@@ -173,5 +173,5 @@ def test_a_regression_run_predicts_values_like_the_cli(tmp_path, rng):
     assert [r["y"] for r in _csv_rows(tmp_path / "p.csv")] == [f"{v:.8g}" for v in model.predict(x)]
     with pytest.raises(ValueError, match="predict_proba: expected a softmax or sigmoid classifier"):
         model.predict_proba(x)
-    scored = metrics.evaluate(model, x, y)
+    scored = model.evaluate(x, y)
     assert scored["rmse"] == pytest.approx(np.sqrt(np.mean((model.predict(x) - y) ** 2)), rel=1e-6)
