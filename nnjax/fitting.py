@@ -330,8 +330,10 @@ def fit(
         if key is None:
             raise ValueError("key: expected a jax PRNG key (e.g. jax.random.key(0)), got None")
         ts = start(key, cfg, params)
-    # Compare the optimizer by what it computes, so a fresh but equal one reuses the program.
-    cfg = dataclasses.replace(cfg, optimizer=optim.by_value(optimizer, ts.params))
+    # Compare the optimizer by what it computes, so a fresh but equal one reuses the program;
+    # a model without weight matrices has no per-layer diagnostics to record.
+    cfg = dataclasses.replace(cfg, optimizer=optim.by_value(optimizer, ts.params),
+                              diagnostics=diagnostics and bool(model.layer_weights(ts.params)))
 
     if progress and _is_concrete(key, prepared, hp, ts):
         from nnjax.progress import run_in_chunks

@@ -250,11 +250,11 @@ def mean_loss(per_example: jax.Array, weights: jax.Array | None = None) -> jax.A
     return jnp.sum(per_example * weights) / safe_total
 
 
-_WEIGHT_KEYS = ("w", "proj")
+_WEIGHT_KEYS = ("w", "proj", "kernel")  # "kernel": Flax's weight matrices
 
 
 def weight_matrices(params: Any) -> list[jax.Array]:
-    """The weight matrices of a parameter pytree: leaves under the keys "w" and "proj"."""
+    """The weight matrices of a parameter pytree: leaves under the keys "w", "proj" and "kernel"."""
     leaves = jax.tree_util.tree_leaves_with_path(params)
     out = []
     for path, leaf in leaves:
