@@ -40,7 +40,7 @@ from typing import Callable
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-__all__ = ["cache_env", "main", "measure"]
+__all__ = ["apply_cache_env", "cache_env", "main", "measure"]
 
 
 def cache_env(cache: str) -> dict[str, str | None]:
@@ -51,8 +51,9 @@ def cache_env(cache: str) -> dict[str, str | None]:
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
-def _apply_env(settings: dict[str, str | None], env) -> None:
-    for name, value in settings.items():
+def apply_cache_env(cache: str, env) -> None:
+    """Sets (or removes) the variables of :func:`cache_env` in the mapping ``env`` (``os.environ``, a copy)."""
+    for name, value in cache_env(cache).items():
         if value is None:
             env.pop(name, None)
         else:
@@ -93,7 +94,7 @@ def _find_peer(name: str, module: str, workload: str):
 def main(argv: list[str] | None = None) -> dict:
     """The child: one first call, printed as a JSON line (also returned)."""
     args = _parse(argv)
-    _apply_env(cache_env(args.cache), os.environ)  # before JAX is imported: it reads them at import
+    apply_cache_env(args.cache, os.environ)  # before JAX is imported: it reads them at import
     import jax  # noqa: E402  (deliberately after the environment is set)
 
     from benchmarks import compiles, workloads
@@ -122,7 +123,7 @@ def _child(peer, workload: str, quick: bool, cache: str, timeout: float) -> dict
     command = [sys.executable, "-m", "benchmarks.first_call", "--peer", peer.name, "--workload", workload,
                "--cache", cache] + (["--module", peer.module] if peer.module else []) + (["--quick"] if quick else [])
     env = dict(os.environ)
-    _apply_env(cache_env(cache), env)
+    apply_cache_env(cache, env)
     try:
         proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

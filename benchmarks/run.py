@@ -23,6 +23,8 @@ import pathlib
 import sys
 import time
 
+import jax
+
 if __package__ in (None, ""):  # `python benchmarks/run.py`: make the repository importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
@@ -89,6 +91,10 @@ def run(args: argparse.Namespace) -> dict:
     """Measures the selected workloads and peers; returns the report (also written to ``args.out``)."""
     start = time.perf_counter()
     os.environ["NNJAX_BENCH_TORCH_THREADS"] = str(args.torch_threads)  # read when torch_peer is imported
+    # No persistent compilation cache in this process (nnjax turns one on by default, the other peers
+    # have none): its cold runs compile like everyone's; the warm-cache column measures the cache apart.
+    first_call.apply_cache_env("off", os.environ)
+    jax.config.update("jax_enable_compilation_cache", False)
     found, skipped = peer_lib.available()
     for s in skipped:
         print(f"note: peer module {s['module']} skipped, its library is missing ({s['reason']}); "
@@ -98,6 +104,7 @@ def run(args: argparse.Namespace) -> dict:
         "machine": results.machine(),
         "protocol": {"quick": args.quick, "repeats": args.repeats, "order": "rotating, one process",
                      "timing": "wall clock of a whole run (all epochs, all members), results waited for",
+                     "persistent_cache": "off in this process; see first_call for the fresh processes",
                      "first_call": args.first_call, "process_repeats": args.process_repeats,
                      "first_call_peers": "quick default" if args.first_call_peers is None else args.first_call_peers,
                      "fresh": "each repetition also runs every peer once with freshly built, equal model and "
