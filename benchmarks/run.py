@@ -3,14 +3,15 @@
 Usage (from the repository root)::
 
     python -m benchmarks.run                 # the full suite (minutes on 2 cores)
-    python -m benchmarks.run --quick         # a smoke test: tiny epochs and data, under a minute
+    python -m benchmarks.run --quick         # a smoke test: tiny epochs and data, a minute or two
     python -m benchmarks.run --workloads w1,w5 --peers nnjax,scan --repeats 9 --out /tmp/bench
     python -m benchmarks.run --first-call off  # skip the fresh-process first calls (the slowest part)
 
 Per workload it first times every peer's first call in fresh child processes
 (``benchmarks.first_call``: persistent compilation cache off, then with a warm
 cache), then runs the in-process protocol (``benchmarks.protocol``: steady runs
-and runs with freshly built, equal optimizer objects, in rotating order). It writes ``results.json`` (machine, protocol, every run's times) and
+and runs with freshly built, equal optimizer objects, in rotating order). It
+writes ``results.json`` (machine, protocol, every run's times and compile counts) and
 ``results.md`` (one table per workload and the issue's targets) into ``--out``
 (default ``benchmarks/results``), and prints the Markdown.
 """
