@@ -13,11 +13,15 @@ import subprocess
 
 import jax
 
-__all__ = ["REFERENCE", "machine", "markdown", "targets", "write"]
+__all__ = ["REFERENCE", "SCAN", "machine", "machine_line", "markdown", "targets", "write"]
 
 #: The row every other row of a workload is compared with.
 REFERENCE = {"w4": "nnjax.fit_population"}
 _DEFAULT_REFERENCE = "nnjax.fit"
+#: The row the table's ratio column divides by: the best hand-written whole-run program.
+SCAN = "hand-written lax.scan"
+#: Families whose compilations JAX's monitoring events can see.
+_JAX_FAMILIES = {"nnjax", "scan", "jit-step", "reference"}
 
 
 def _cpu_model() -> str:
@@ -51,15 +55,19 @@ def _git_state() -> str | None:
 
 
 def machine() -> dict:
-    """Where the numbers come from: CPU, cores, load, library versions, the commit."""
+    """Where the numbers come from: CPU, cores, accelerator, load, library versions, the commit."""
     devices = jax.devices()
+    backend = jax.default_backend()
     return {
         "git": _git_state(),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "backend": jax.default_backend(),
+        "backend": backend,
+        "accelerator": "GPU" if backend in ("gpu", "cuda", "rocm") else backend.upper(),
+        "device_kind": devices[0].device_kind if devices else None,
+        "device_count": len(devices),
         "devices": [str(d) for d in devices],
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -119,6 +127,34 @@ def targets(report: dict) -> list[dict]:
         ratio("w4", [n for n in rows["w4"] if n.startswith("PyTorch")], "nnjax.fit_population"), ">= 6", lambda v: v >= 6)
     if fit in rows["w1"]:
         add("W1: compile time of nnjax.fit (s)", rows["w1"][fit]["compile_s"], "< 1", lambda v: v < 1.0)
+
+    def first_call(w, peer, kind="cold", field="median_s"):
+        found = rows[w].get(peer, {}).get("first_call", {}).get(kind, {})
+        return found.get(field)
+
+    def fresh_ratio(w, slow, fast):
+        names = [n for n in ([slow] if isinstance(slow, str) else slow) if rows[w].get(n, {}).get("fresh_median_s")]
+        if not names or not rows[w].get(fast, {}).get("fresh_median_s"):
+            return None
+        return min(rows[w][n]["fresh_median_s"] for n in names) / rows[w][fast]["fresh_median_s"]
+
+    for w, goal in (("w1", 1.0), ("w2", 2.5)):
+        add(f"{w.upper()}: XLA compile s of nnjax.fit's first call (fresh process, counted)",
+            first_call(w, fit, field="compile_s"), f"<= {goal}", lambda v, goal=goal: v <= goal)
+    ours, theirs = first_call("w1", fit, field="compile_s"), first_call("w1", scan, field="compile_s")
+    add("W1: XLA compile s of nnjax.fit's first call / the hand-written scan's",
+        ours / theirs if ours is not None and theirs else None, "<= 1", lambda v: v <= 1.0)
+    cold = first_call("w1", fit)
+    repeat = rows["w1"].get(fit, {}).get("fresh_median_s")
+    add("W1: nnjax.fit repeated with a fresh optimizer / its first call in a fresh process",
+        repeat / cold if repeat and cold else None, "<= 0.1", lambda v: v <= 0.1)
+    warm = first_call("w1", fit, "warm")
+    add("W1: nnjax.fit first call, cache off / warm persistent cache", cold / warm if cold and warm else None,
+        ">= 3", lambda v: v >= 3)
+    add("W1: Flax Linen jit-step loop / nnjax.fit, fresh optimizer each call",
+        fresh_ratio("w1", "Flax Linen + optax, jit-step loop", fit), ">= 1.5", lambda v: v >= 1.5)
+    add("W1: PyTorch eager / nnjax.fit, fresh optimizer each call", fresh_ratio("w1", torch_rows, fit), ">= 5",
+        lambda v: v >= 5)
     diag = ratio("w1", fit, nodiag)
     add("W1: diagnostics overhead (fit / fit without diagnostics - 1)", None if diag is None else diag - 1, "< 0.10",
         lambda v: v < 0.10)
@@ -134,38 +170,77 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.0f}"
 
 
-def _machine_line(m: dict) -> str:
+def machine_line(m: dict) -> str:
+    """The machine and commit in one line, as printed at the start and under the tables."""
     v = m["versions"]
     load = ", ".join(f"{x:.1f}" for x in m["load_average"]) if m["load_average"] else "?"
-    return (f"{m['cpu']}, {m['cores']} cores, backend {m['backend']}; jax {v['jax']}, flax {v['flax']}, "
-            f"equinox {v['equinox'] or '-'}, torch {v['torch'] or '-'}, scikit-learn {v['scikit-learn']}; "
-            f"load average at start {load}; commit {m.get('git') or '?'}; {m['date_utc']}")
+    device = f"{m.get('accelerator', m['backend'].upper())} ({m.get('device_kind') or m['backend']}"
+    device += f" x{m['device_count']})" if m.get("device_count", 1) > 1 else ")"
+    return (f"{m['cpu']}, {m['cores']} cores, backend {m['backend']}, device {device}; jax {v['jax']}, "
+            f"flax {v['flax']}, equinox {v['equinox'] or '-'}, torch {v['torch'] or '-'}, "
+            f"scikit-learn {v['scikit-learn']}; load average at start {load}; commit {m.get('git') or '?'}; "
+            f"{m['date_utc']}")
+
+
+def _first_call(row: dict, kind: str) -> str:
+    found = row.get("first_call", {}).get(kind)
+    if not found:
+        return "-"
+    if "median_s" not in found:
+        return "failed"
+    return _fmt(found["median_s"])
+
+
+def _compiles(row: dict) -> tuple[str, str]:
+    """The compile-count cells: a first call (a fresh process when measured there) and a fresh repeat."""
+    if row.get("family") not in _JAX_FAMILIES:
+        return "-", "-"
+    cold = row.get("first_call", {}).get("cold", {})
+    first, mark = (cold, "") if "compiles" in cold else (row.get("compiles_first_in_process"), "*")
+    first_cell = "-" if not first else f"{_fmt(first['compiles'])} ({_fmt(first['compile_s'], 2)} s){mark}"
+    fresh = row.get("compiles_fresh")
+    fresh_cell = "-" if not fresh else f"{_fmt(fresh['compiles'])} ({_fmt(fresh['compile_s'], 2)} s)"
+    return first_cell, fresh_cell
 
 
 def markdown(report: dict) -> str:
     """The results as Markdown: one table per workload, then the targets."""
-    lines = [f"Machine: {_machine_line(report['machine'])}.", "",
-             f"Median of {report['protocol']['repeats']} timed runs after a cold run (min-max in brackets); "
-             "peers take turns in rotating order in one process. \"x ref\" is a row's time over the reference "
-             "row's (above 1: slower than the reference). Compile: first run minus the median run.", ""]
+    protocol = report["protocol"]
+    warm = protocol.get("first_call") == "both"
+    lines = [f"Machine: {machine_line(report['machine'])}.", "",
+             "Columns: *first call*: the first training call in a fresh process (imports excluded, compilation "
+             "included), persistent compilation cache off"
+             + ("; *warm cache*: the same in a second fresh process that finds the first one's programs in a "
+                "persistent cache" if warm else "")
+             + f" (median of {protocol.get('process_repeats', 1)} process(es)); "
+             "*fresh objects*: a repeated call in the same process with a freshly built, equal model and optimizer "
+             f"(`optax.sgd(lr)` again), median of {protocol['repeats']}; *steady*: the same call with the same objects "
+             f"again, median of {protocol['repeats']} timed runs after a cold run (min-max in brackets); "
+             f"*x scan*: steady time over the {SCAN} row's; *compiles*: XLA backend compilations of the first call "
+             "and of a fresh-objects repeat (count, seconds), for JAX-based rows (*: first call not run in a fresh process, "
+             "counted in the suite's process instead, where earlier rows may have compiled shared helpers already). "
+             "Peers take turns in rotating order.", ""]
     for key, info in report["workloads"].items():
-        ref = REFERENCE.get(key, _DEFAULT_REFERENCE)
         rows = [r for r in report["results"] if r["workload"] == key]
         per = "all members" if info["members"] > 1 else "one model"
+        header = ["peer", "first call s"] + (["warm cache s"] if warm else []) + [
+            "fresh objects s", f"steady ms/epoch ({per})", "x scan", "compiles, first call", "compiles, fresh repeat",
+            "test accuracy", "GFLOP/s"]
         lines += [f"### {info['title']} ({info['epochs']} epochs, batch {info['batch_size']}, "
                   f"{info['n_train']} examples{', ' + str(info['members']) + ' members' if info['members'] > 1 else ''})",
-                  "", f"| peer | ms/epoch ({per}) | x ref ({ref}) | compile s | test accuracy | GFLOP/s |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        ref_row = next((r for r in rows if r["peer"] == ref and "error" not in r), None)
+                  "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        scan = next((r for r in rows if r["peer"] == SCAN and "error" not in r), None)
         for r in rows:
             if "error" in r:
-                lines.append(f"| {r['peer']} | failed: {r['error'][:80]} | | | | |")
+                lines.append(f"| {r['peer']} | failed: {r['error'][:80]} |" + " |" * (len(header) - 2))
                 continue
-            rel = r["median_s"] / ref_row["median_s"] if ref_row else None
-            lines.append(
-                f"| {r['peer']} | {_fmt(r['ms_per_epoch'])} ({_fmt(r['ms_per_epoch_min'])}-{_fmt(r['ms_per_epoch_max'])})"
-                f" | {_fmt(rel)} | {_fmt(r['compile_s'], 2)} | {_fmt(r['test_accuracy'])} | {_fmt(r['gflops'])} |"
-            )
+            rel = r["median_s"] / scan["median_s"] if scan else None
+            first_compiles, fresh_compiles = _compiles(r)
+            cells = [r["peer"], _first_call(r, "cold")] + ([_first_call(r, "warm")] if warm else []) + [
+                "-" if r["family"] == "reference" else _fmt(r.get("fresh_median_s")),
+                f"{_fmt(r['ms_per_epoch'])} ({_fmt(r['ms_per_epoch_min'])}-{_fmt(r['ms_per_epoch_max'])})",
+                _fmt(rel), first_compiles, fresh_compiles, _fmt(r["test_accuracy"]), _fmt(r["gflops"])]
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if report.get("step_ops"):
         lines += ["### XLA operations per minibatch step (compiled inner loop; load-independent)", "",

@@ -16,7 +16,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import flops, step_ops, workloads  # noqa: E402
+from benchmarks import first_call, flops, step_ops, workloads  # noqa: E402
 
 # The library each peer module needs; a module whose library is installed must show up in the run.
 PEER_LIBRARIES = {
@@ -24,6 +24,9 @@ PEER_LIBRARIES = {
     "flax_nnx_peer": "flax", "equinox_peer": "equinox", "torch_peer": "torch", "sklearn_peer": "sklearn",
 }
 QUICK_WORKLOADS = ("w5", "w4")  # every peer module runs in one of these; W1 and W2 add no code path but cost
+QUICK_REPEATS = 1  # each repetition is a steady and a fresh-objects run per peer; one keeps the smoke test short
+# --quick times first calls in fresh processes for these rows only (the ones the ratios need)
+FIRST_CALL_ROWS = {"w5": {"nnjax.fit", "hand-written lax.scan"}, "w4": {"nnjax.fit_population", "hand-written lax.scan"}}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,8 @@ def quick_run(tmp_path_factory):
     env["XLA_FLAGS"] = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
     env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--workloads", ",".join(QUICK_WORKLOADS), "--out", str(out)],
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--repeats", str(QUICK_REPEATS),
+         "--workloads", ",".join(QUICK_WORKLOADS), "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     print(proc.stdout[-3000:], proc.stderr[-3000:])
@@ -74,6 +78,57 @@ def test_numbers_are_sane(quick_run):
         assert math.isfinite(target["measured"]), target
     machine = report["machine"]
     assert machine["cores"] >= 1 and machine["cpu"] and machine["versions"]["jax"] == jax.__version__
+    assert machine["accelerator"] and machine["device_kind"] and machine["backend"] == jax.default_backend()
+
+
+def test_fresh_object_repeats_are_timed_and_their_compiles_counted(quick_run):
+    report, markdown, _ = quick_run
+    for row in report["results"]:
+        assert len(row["fresh_times_s"]) == report["protocol"]["repeats"], row["peer"]
+        assert all(math.isfinite(t) and t > 0 for t in row["fresh_times_s"]), row
+        assert row["fresh_min_s"] <= row["fresh_median_s"] <= row["fresh_max_s"]
+        assert row["fresh_objects"], row["peer"]  # what a fresh call rebuilds, said in the report
+        for kind in ("compiles_first_in_process", "compiles_steady", "compiles_fresh"):
+            assert row[kind]["compiles"] >= 0 and row[kind]["compile_s"] >= 0, (row["peer"], kind)
+    scans = [r for r in report["results"] if r["peer"] == "hand-written lax.scan"]
+    for row in scans:  # the benchmark's own jitted run compiles once and is then reused
+        assert row["compiles_first_in_process"]["compiles"] >= 1
+        assert row["compiles_steady"]["max_compiles"] == 0 and row["compiles_fresh"]["max_compiles"] == 0
+    for header in ("first call s", "fresh objects s", "steady ms/epoch", "x scan", "compiles, first call",
+                   "compiles, fresh repeat"):
+        assert header in markdown, header
+
+
+def test_first_calls_ran_in_fresh_processes_with_the_cache_off(quick_run):
+    report, _, _ = quick_run
+    assert report["protocol"]["first_call"] == "cold"
+    for row in report["results"]:
+        if row["peer"] not in FIRST_CALL_ROWS[row["workload"]]:
+            assert "first_call" not in row, row["peer"]
+            continue
+        cold = row["first_call"]["cold"]
+        assert "error" not in cold, cold
+        assert math.isfinite(cold["median_s"]) and cold["median_s"] > 0
+        assert cold["compiles"] >= 1 and cold["cache_hits"] == 0 and not cold["cache_enabled"], cold
+        (child,) = cold["runs"]
+        assert child["peer"] == row["peer"] and child["cache"]["requested"] == "off"
+        assert child["cache"]["before"]["nnjax_cache_dir"] == "off"
+
+
+def test_a_warm_cache_process_reads_the_programs_the_first_one_stored():
+    """The warm-cache column's plumbing: one child fills a new cache directory, the next finds its programs."""
+    import dataclasses
+
+    from benchmarks.peers import handwritten_scan
+
+    scan = dataclasses.replace(handwritten_scan.PEERS[0], module="handwritten_scan")
+    found = first_call.measure("w5", [scan], quick=True, warm=True, timeout=240, log=lambda s: None)
+    summary = found[scan.name]
+    assert "error" not in summary["cold"] and not summary["cold"]["cache_enabled"]
+    assert summary["fill"]["cache_enabled"] and summary["fill"]["cache_hits"] == 0
+    warm = summary["warm"]
+    assert "error" not in warm, warm
+    assert warm["cache_enabled"] and warm["cache_hits"] >= 1 and warm["compiles"] >= warm["cache_hits"]
 
 
 def test_step_ops_counted_for_the_tiny_workload(quick_run):

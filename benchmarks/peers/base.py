@@ -5,6 +5,14 @@ trains every member of the workload for ``workload.epochs`` epochs from the
 workload's initial weights (copied anew each call, so every repetition does the
 same work), reshuffling every epoch from ``seed``, and returns only when the
 results are computed. ``accuracy()`` scores the last trained models on the test set.
+
+``train_fresh(seed)`` does the same work the way a user's repeated call is
+written in a notebook cell or a loop over seeds: the model object and the
+optimizer object are built anew and equal (``optax.sgd(lr)`` again, a new
+``MLP``), while functions the user defines once (a module-level ``jax.jit``
+step) are kept. A peer whose ``train`` already builds everything per call
+(PyTorch) or holds no such objects (the hand-written JAX loops, whose update is
+written inline) inherits the default, which is ``train`` itself.
 """
 
 from __future__ import annotations
@@ -22,15 +30,27 @@ __all__ = ["Peer", "Trainer", "accuracy_of_logits", "batch_slices", "predicted_l
 class Trainer:
     """Base class: trains members one after another with :meth:`train_member`."""
 
+    #: What ``train_fresh`` builds anew per call, for the report.
+    fresh_objects = "nothing to rebuild: train() already builds its per-run objects"
+
     def __init__(self, workload: Workload):
         self.workload = workload
         self.scores: list[float] = []
+        self.fresh = False  # True inside train_fresh: subclasses then build new model and optimizer objects
 
     def train(self, seed: int) -> None:
         """Trains all members (one after another unless a subclass batches them)."""
         self.scores = []
         for member in range(self.workload.members):
             self.train_member(member, seed)
+
+    def train_fresh(self, seed: int) -> None:
+        """:meth:`train` with freshly built, equal model and optimizer objects (see the module docstring)."""
+        self.fresh = True
+        try:
+            self.train(seed)
+        finally:
+            self.fresh = False
 
     def train_member(self, member: int, seed: int) -> None:
         raise NotImplementedError

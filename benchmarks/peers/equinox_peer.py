@@ -35,13 +35,15 @@ class EqxMLP(eqx.Module):
 
 
 class EquinoxTrainer(Trainer):
+    fresh_objects = "a new EqxMLP and optax.sgd(lr), passed to the filter_jit step defined once"
+
     def __init__(self, workload: Workload):
         super().__init__(workload)
         self.optimizer = optax.sgd(workload.learning_rate)
-        optimizer, loss_name = self.optimizer, workload.loss
+        loss_name = workload.loss
 
         @eqx.filter_jit
-        def step(model, opt_state, x, y):
+        def step(model, opt_state, optimizer, x, y):  # the optimizer is a static (non-array) argument
             def objective(m):
                 return mean_loss(jax.vmap(m)(x), y, loss_name)
 
@@ -49,23 +51,25 @@ class EquinoxTrainer(Trainer):
             updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
             return eqx.apply_updates(model, updates), opt_state, loss
 
-        def pair_step(state, x, y):
-            model, opt_state, loss = step(*state, x, y)
-            return (model, opt_state), loss
-
-        self.step = pair_step
+        self.jit_step = step
         self.models = [None] * workload.members
 
-    def _fresh(self, member: int):
+    def _start(self, member: int, optimizer):
         w = self.workload
         model = EqxMLP(w.sizes, w.activation, key=jax.random.key(0))
         for i, p in enumerate(w.init_params[member]):  # eqx stores (n_out, n_in)
             model = eqx.tree_at(lambda m: (m.layers[i].weight, m.layers[i].bias), model,
                                 (jnp.asarray(p["w"].T), jnp.asarray(p["b"])))
-        return model, self.optimizer.init(eqx.filter(model, eqx.is_array))
+        return model, optimizer.init(eqx.filter(model, eqx.is_array))
 
     def train_member(self, member: int, seed: int) -> None:
-        model, _ = epoch_loop(self.step, self._fresh(member), self.workload, seed, member)
+        optimizer = optax.sgd(self.workload.learning_rate) if self.fresh else self.optimizer
+
+        def pair_step(state, x, y):
+            model, opt_state, loss = self.jit_step(*state, optimizer, x, y)
+            return (model, opt_state), loss
+
+        model, _ = epoch_loop(pair_step, self._start(member, optimizer), self.workload, seed, member)
         self.models[member] = jax.block_until_ready(model)
 
     def test_accuracy(self, member: int) -> float:

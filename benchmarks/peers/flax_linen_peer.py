@@ -38,6 +38,8 @@ def linen_params(params) -> dict:
 
 
 class LinenTrainer(Trainer):
+    fresh_objects = "a new LinenMLP and optax.sgd(lr) in a new TrainState; the jitted step is defined once"
+
     def __init__(self, workload: Workload):
         super().__init__(workload)
         self.model = LinenMLP(workload.sizes, workload.activation)
@@ -56,9 +58,9 @@ class LinenTrainer(Trainer):
         self.states = [None] * workload.members
 
     def train_member(self, member: int, seed: int) -> None:
-        start = train_state.TrainState.create(
-            apply_fn=self.model.apply, params=linen_params(self.workload.init_params[member]), tx=self.tx
-        )
+        w = self.workload
+        model, tx = (LinenMLP(w.sizes, w.activation), optax.sgd(w.learning_rate)) if self.fresh else (self.model, self.tx)
+        start = train_state.TrainState.create(apply_fn=model.apply, params=linen_params(w.init_params[member]), tx=tx)
         self.states[member] = jax.block_until_ready(epoch_loop(self.step, start, self.workload, seed, member))
 
     def test_accuracy(self, member: int) -> float:

@@ -32,8 +32,13 @@ class NnxMLP(nnx.Module):
 
 
 class NnxTrainer(Trainer):
+    """A new module per run (NNX modules are updated in place), holding one reused ``optax.sgd`` object."""
+
+    fresh_objects = "a new optax.sgd(lr) in the new nnx.Optimizer (steady runs reuse one optax object)"
+
     def __init__(self, workload: Workload):
         super().__init__(workload)
+        self.tx = optax.sgd(workload.learning_rate)
         loss_name = workload.loss
 
         @nnx.jit
@@ -57,7 +62,8 @@ class NnxTrainer(Trainer):
         for layer, p in zip(model.layers, w.init_params[member]):
             layer.kernel.value = jnp.asarray(p["w"])
             layer.bias.value = jnp.asarray(p["b"])
-        return model, nnx.Optimizer(model, optax.sgd(w.learning_rate), wrt=nnx.Param)
+        tx = optax.sgd(w.learning_rate) if self.fresh else self.tx
+        return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
 
     def train_member(self, member: int, seed: int) -> None:
         model, optimizer = epoch_loop(self.step, self._fresh(member), self.workload, seed, member)

@@ -47,6 +47,8 @@ def make_run(w: Workload, unroll: int = 1):
 class ScanTrainer(Trainer):
     """One compiled program per run; members are vmapped when there are several."""
 
+    fresh_objects = "none: the jitted run is defined once and its SGD update is inline (no optimizer object)"
+
     def __init__(self, workload: Workload):
         super().__init__(workload)
         self.x, self.y = jnp.asarray(workload.x_train), jnp.asarray(workload.y_train)

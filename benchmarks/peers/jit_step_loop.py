@@ -38,6 +38,8 @@ def epoch_loop(step, state, w: Workload, seed: int, member: int = 0):
 
 
 class JitStepTrainer(Trainer):
+    fresh_objects = "none: the jitted step is defined once and its SGD update is inline (no optimizer object)"
+
     def __init__(self, workload: Workload):
         super().__init__(workload)
         self.step = jax.jit(make_sgd_step(workload))

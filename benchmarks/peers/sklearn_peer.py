@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import sklearn
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
@@ -22,7 +23,11 @@ class SklearnTrainer(Trainer):
     untimed epoch sets up the estimator, then ``coefs_``/``intercepts_`` are
     overwritten with the shared initial weights before each timed ``fit``.
     Its loss is the batch mean like everyone's (``alpha=0`` removes the L2 term).
+    A fresh call clones the estimator and fits the clone from scratch, so
+    scikit-learn draws its own initial weights there (same shapes, same work).
     """
+
+    fresh_objects = "a cloned, unfitted MLPClassifier (its own initial weights)"
 
     def __init__(self, workload: Workload):
         super().__init__(workload)
@@ -41,6 +46,9 @@ class SklearnTrainer(Trainer):
             self.model.fit(self.workload.x_train, self.workload.y_train)
 
     def train_member(self, member: int, seed: int) -> None:
+        if self.fresh:
+            self._train_clone(member, seed)
+            return
         params = self.workload.init_params[member]
         self.model.coefs_ = [p["w"].copy() for p in params]  # updated in place by sklearn: copy
         self.model.intercepts_ = [p["b"].copy() for p in params]
@@ -50,6 +58,14 @@ class SklearnTrainer(Trainer):
         self.model.set_params(max_iter=self.workload.epochs, random_state=seed * 1009 + member)
         self._fit()
         self.models[member] = ([c.copy() for c in self.model.coefs_], [b.copy() for b in self.model.intercepts_])
+
+    def _train_clone(self, member: int, seed: int) -> None:
+        model = clone(self.model).set_params(warm_start=False, max_iter=self.workload.epochs,
+                                             random_state=seed * 1009 + member)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(self.workload.x_train, self.workload.y_train)
+        self.models[member] = (model.coefs_, model.intercepts_)
 
     def test_accuracy(self, member: int) -> float:
         self.model.coefs_, self.model.intercepts_ = self.models[member]

@@ -35,6 +35,8 @@ def torch_model(sizes, activation: str, params) -> torch.nn.Sequential:
 
 
 class TorchTrainer(Trainer):
+    fresh_objects = "a new nn.Sequential and torch.optim.SGD (train builds them on every call)"
+
     def __init__(self, workload: Workload):
         super().__init__(workload)
         self.x = torch.from_numpy(workload.x_train)
