@@ -188,8 +188,24 @@ def by_value(tx: Any, params: Any) -> Any:
     """
     if isinstance(tx, ByValue):
         return tx
+    shapes = _abstract(params)
+    memo_key = (id(tx), str(shapes))
+    hit = _MEMO.get(memo_key)
+    if hit is not None and hit[0] is tx:  # the same object again: skip re-tracing its update
+        return hit[1]
+    wrapped = _by_value(tx, shapes)
+    if isinstance(wrapped, ByValue):
+        _MEMO[memo_key] = (tx, wrapped)  # holding tx keeps its id from being reused
+    while len(_MEMO) > 64:
+        _MEMO.pop(next(iter(_MEMO)))
+    return wrapped
+
+
+_MEMO: dict = {}
+
+
+def _by_value(tx: Any, shapes: Any) -> Any:
     try:
-        shapes = _abstract(params)
         state = jax.eval_shape(tx.init, shapes)
         closed = jax.make_jaxpr(lambda g, s, p: tx.update(g, s, p))(shapes, state, shapes)
         consts = tuple((np.shape(c), str(np.asarray(c).dtype), hashlib.sha256(np.asarray(c).tobytes()).hexdigest())
