@@ -21,7 +21,7 @@ import numpy as np
 
 import nnjax
 from nnjax import checkpoint, metrics, runs, saved
-from nnjax.cli._setup import make_setup
+from nnjax.cli._setup import load_splits
 from nnjax.cli._errors import UsageError
 from nnjax.saved import SavedModel
 
@@ -132,13 +132,13 @@ def _check_width(x: np.ndarray, prep: runs.Preprocessing, name: str) -> None:
 def _test_split(args: argparse.Namespace, model: SavedModel) -> tuple[np.ndarray, Any, str]:
     from nnjax.cli._parser import parse_args
 
+    # The same data and split as training (seeded); the model's saved preprocessing does the rest.
     train_args = parse_args(["train", "--config", str(pathlib.Path(args.run_dir) / runs.CONFIG)])
-    setup = make_setup(train_args)
-    if "test" not in setup.splits:
+    _, _, splits = load_splits(train_args)
+    if "test" not in splits:
         raise UsageError("the run has no test split (--test-fraction 0); pass --data FILE or --dataset NAME")
-    inputs, y = setup.splits["test"]
-    raw = inputs * np.asarray(model.preprocessing.scale, np.float32) + np.asarray(model.preprocessing.mean, np.float32)
-    return raw, y, "test split"
+    raw, y = splits["test"]
+    return np.asarray(raw, np.float32), y, "test split"
 
 
 def evaluate(args: argparse.Namespace) -> int:

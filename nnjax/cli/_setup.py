@@ -16,7 +16,7 @@ import nnjax
 from nnjax import optim, runs, saved
 from nnjax.cli._errors import UsageError
 
-__all__ = ["Setup", "build_net", "make_setup"]
+__all__ = ["Setup", "build_net", "load_splits", "make_setup"]
 
 
 class Setup(NamedTuple):
@@ -130,12 +130,17 @@ def _cached_optimizer(name: str, lr: float, momentum: float, clip_norm: float | 
     return optim.make(name, rate, momentum=momentum, clip_norm=clip_norm, clip_value=clip_value)
 
 
-def make_setup(args: argparse.Namespace) -> Setup:
-    """Checks the arguments, loads and splits the data, builds the network and optimiser."""
+def load_splits(args: argparse.Namespace) -> tuple[Any, dict, dict]:
+    """Checks the arguments, loads the data and splits it: ``(dataset, source, {split: (x_raw, y)})``."""
     _check_args(args)
     dataset, source = _load_data(args)
+    return dataset, source, _split(args, dataset)
+
+
+def make_setup(args: argparse.Namespace) -> Setup:
+    """Checks the arguments, loads and splits the data, builds the network and optimiser."""
+    dataset, source, parts = load_splits(args)
     loss = _resolve_loss(args, dataset)
-    parts = _split(args, dataset)
     x_train, y_train = parts["train"]
     class_names = dataset.target_names if dataset.task == "classification" else ()
     prep = runs.Preprocessing.fit(x_train, y_train, task=dataset.task, loss=loss,
