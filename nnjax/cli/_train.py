@@ -175,6 +175,10 @@ def _show(bar: Any, shown: tuple | None, axis: int) -> None:
     """Advances the bar over a finished chunk and shows its last epoch's metrics."""
     if bar is None or shown is None:
         return
+    if "compiling" in (bar.desc or ""):  # the first chunk paid the compile: the rate counts from now
+        initial = bar.n
+        bar.reset(total=bar.total)
+        bar.update(initial)
     bar.set_description("nnjax train", refresh=False)
     history, size = shown
     last = {k: np.asarray(v)[..., -1] for k, v in _scalars(history, axis).items()}
