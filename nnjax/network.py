@@ -18,7 +18,8 @@ optimiser state and the batch-norm statistics) in ``dtype`` (float32), and casts
 bfloat16 where they are used: the matmuls, activations and dropout run in bfloat16, batch-norm
 statistics are computed in float32, the output layer accumulates in float32 and the logits come
 back in ``dtype``, so losses and reductions downstream stay in float32. Gradients reach the
-float32 parameters through the casts.
+float32 parameters through the casts; the backward matmuls take bfloat16 operands, except the
+output layer's two, which take the float32 gradient of the logits.
 
 Dropout is inverted dropout: in training each hidden unit is kept with
 probability ``q = 1 - rate`` and scaled by ``1 / q``, so evaluation needs no
