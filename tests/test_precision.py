@@ -156,3 +156,16 @@ def test_cli_precision_flag_builds_a_mixed_network():
     parsed = _parser.parse_args(["train", "--precision", "bfloat16"])
     assert parsed.precision == "bfloat16"
     assert _parser.parse_args(["train"]).precision == "float32"
+
+
+def test_cli_mixed_run_is_saved_and_loaded_as_mixed(tmp_path, capsys):
+    from nnjax.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "--precision", "bfloat16", "--hidden", "16", "--epochs", "2", "--no-plots", "--quiet",
+                 "--json", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    model = nnjax.load(out)
+    assert model.net.compute_dtype == "bfloat16"
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(model.params))
+    assert "bfloat16 compute" in (out / "summary.txt").read_text()
