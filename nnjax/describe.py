@@ -110,7 +110,10 @@ def summary(model: Any) -> Summary:
     """
     sizes = getattr(model, "sizes", None)
     if sizes is not None and hasattr(model, "hidden_activations"):
-        return Summary(f"MLP {'-'.join(map(str, sizes))}", tuple(_mlp_rows(model)))
+        title = f"MLP {'-'.join(map(str, sizes))}"
+        if getattr(model, "compute_dtype", None) is not None:
+            title += f" ({model.dtype} parameters, {model.compute_dtype} compute)"
+        return Summary(title, tuple(_mlp_rows(model)))
     if hasattr(model, "n_ids") and hasattr(model, "head"):
         head = model.head
         embedding = LayerSummary("embedding", f"{model.n_ids} ids -> {model.dim}", "mean pool", None, None, "-",

@@ -261,7 +261,12 @@ def fit(
       batch_size: examples per minibatch (1 <= batch_size <= n).
       learning_rate: a number or an optax schedule, for a named optimizer.
       l1, l2: penalty strengths (may be traced, e.g. under ``jax.vmap``).
-      dropout: overrides the net's dropout rate(s); may be traced.
+      dropout: overrides the net's dropout rate(s); may be traced (e.g. swept under
+        ``jax.vmap``). A single number replaces the rate of the hidden layers the net was
+        built with dropout in, and leaves the layers without dropout without it; on a net
+        built without any dropout it applies to every hidden layer. One rate per hidden
+        layer (a sequence or a ``(n_hidden,)`` array) sets each layer, 0 switching one off.
+        None keeps the net's rates.
       validation: ``(x_val, y_val)``, scored at the end of every epoch.
       sample_weight: per-example weights ``(n,)``; class_weight: ``{label: weight}``.
       drop_last: drop the short last batch instead of padding it.

@@ -13,6 +13,14 @@ Each hidden layer computes ``h = dropout(act(bn(h_prev @ w + b)) + skip(h_prev))
 the output layer computes the logits ``h_prev @ w + b`` and :func:`predict` applies
 the output activation.
 
+Mixed precision: ``MLP(..., compute_dtype="bfloat16")`` keeps the parameters (and so the
+optimiser state and the batch-norm statistics) in ``dtype`` (float32), and casts them to
+bfloat16 where they are used: the matmuls, activations and dropout run in bfloat16, batch-norm
+statistics are computed in float32, the output layer accumulates in float32 and the logits come
+back in ``dtype``, so losses and reductions downstream stay in float32. Gradients reach the
+float32 parameters through the casts; the backward matmuls take bfloat16 operands, except the
+output layer's two, which take the float32 gradient of the logits.
+
 Dropout is inverted dropout: in training each hidden unit is kept with
 probability ``q = 1 - rate`` and scaled by ``1 / q``, so evaluation needs no
 rescaling. ``rate`` is the probability of *dropping* a unit. The mask of layer
@@ -57,6 +65,20 @@ __all__ = [
 
 OUTPUTS = ("softmax", "sigmoid", "identity", "sign", "step")
 _RELU_FAMILY = frozenset({"relu", "leaky_relu", "elu", "gelu"})
+_PARAM_DTYPES = ("float32", "bfloat16", "float16", "float64")
+_COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def _float_name(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    """The canonical name of a dtype given as a name or a type, e.g. ``jnp.bfloat16 -> "bfloat16"``."""
+    try:
+        canonical = jnp.dtype(value).name
+    except TypeError:
+        canonical = None
+    if canonical not in allowed:
+        hint = " (float16 needs loss scaling, which nnjax does not do: use bfloat16)" if canonical == "float16" else ""
+        raise ValueError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}{hint}")
+    return canonical
 
 
 def _per_layer(value: Any, n: int, name: str) -> tuple:
@@ -85,11 +107,18 @@ class MLP:
         (identity when widths match, a learned projection ``"proj"`` otherwise).
       bn_momentum: running-average momentum of the batch-norm statistics.
       bn_epsilon: added to the variance before the square root.
-      dtype: parameter and computation dtype.
+      dtype: the parameter dtype (and of the logits, batch-norm statistics and
+        optimiser state); also the computation dtype unless ``compute_dtype`` is set.
+      compute_dtype: the dtype of the matmuls, activations and dropout: "bfloat16" for mixed
+        precision with float32 parameters (see the module docstring), or None (the default)
+        to compute in ``dtype``. A value equal to ``dtype`` is stored as None, so equal
+        policies are equal topologies and share compiled programs. float16 is refused:
+        it needs loss scaling, which nnjax does not do.
 
     Raises:
       ValueError: for fewer than two sizes, a width below one, an unknown
-        activation/output/init, or a dropout rate outside [0, 1).
+        activation/output/init, a dropout rate outside [0, 1), or a dtype or
+        compute dtype that is not a supported floating type.
     """
 
     sizes: Sequence[int]
@@ -102,6 +131,7 @@ class MLP:
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     dtype: str = "float32"
+    compute_dtype: str | None = None
 
     def __post_init__(self):
         sizes = tuple(int(s) for s in self.sizes)
@@ -125,6 +155,11 @@ class MLP:
             initializers.get(self.init)
         if not 0.0 <= self.bn_momentum < 1.0:
             raise ValueError(f"bn_momentum: expected a value in [0, 1), got {self.bn_momentum}")
+        dtype = _float_name(self.dtype, "dtype", _PARAM_DTYPES)
+        compute = None if self.compute_dtype is None else _float_name(self.compute_dtype, "compute_dtype",
+                                                                       _COMPUTE_DTYPES)
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "compute_dtype", None if compute == dtype else compute)
         object.__setattr__(self, "sizes", sizes)
         object.__setattr__(self, "activation", acts if isinstance(self.activation, (list, tuple)) else self.activation)
         object.__setattr__(self, "dropout", rates if isinstance(self.dropout, (list, tuple)) else float(self.dropout))
@@ -143,6 +178,16 @@ class MLP:
     def hidden_activations(self) -> tuple[str, ...]:
         """One activation name per hidden layer."""
         return _per_layer(self.activation, self.n_hidden, "activation")
+
+    @property
+    def computation_dtype(self) -> str:
+        """The dtype the matmuls and activations run in: ``compute_dtype``, else ``dtype``."""
+        return self.dtype if self.compute_dtype is None else self.compute_dtype
+
+    @property
+    def mixed_precision(self) -> bool:
+        """Whether the computation runs in another dtype than the parameters are kept in."""
+        return self.compute_dtype is not None
 
     @property
     def dropout_rates(self) -> tuple[float, ...]:
@@ -204,14 +249,24 @@ def init_state(net: MLP) -> State:
 
 
 def dropout_mask(key: PRNGKey, rate: jax.Array | float, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
-    """Inverted-dropout multiplier: 0 with probability ``rate``, else ``1 / (1 - rate)``."""
-    keep = 1.0 - jnp.asarray(rate, dtype)
+    """Inverted-dropout multiplier: 0 with probability ``rate``, else ``1 / (1 - rate)``.
+
+    The draw uses at least float32 (a bfloat16 keep probability would be rounded to its coarse
+    grid); the multiplier comes back in ``dtype``.
+    """
+    keep = 1.0 - jnp.asarray(rate, jnp.promote_types(dtype, jnp.float32))
     kept = jax.random.bernoulli(key, keep, shape)
-    return jnp.where(kept, 1.0 / keep, 0.0).astype(dtype)
+    return jnp.where(kept, (1.0 / keep).astype(dtype), jnp.zeros((), dtype))
 
 
 def _batch_norm(h, layer, stats, net, train, row_weights):
-    """Normalises ``h`` with batch statistics (train) or running statistics (eval)."""
+    """Normalises ``h`` with batch statistics (train) or running statistics (eval).
+
+    Statistics, normalisation and the affine map run in the parameters' dtype (float32 under
+    mixed precision); the result comes back in ``h``'s dtype.
+    """
+    compute = h.dtype
+    h = h.astype(jnp.dtype(net.dtype))
     if train:
         w = jnp.ones((h.shape[0],), h.dtype) if row_weights is None else row_weights.astype(h.dtype)
         total = jnp.maximum(jnp.sum(w), 1.0)
@@ -222,7 +277,7 @@ def _batch_norm(h, layer, stats, net, train, row_weights):
     else:
         mean, var, new_stats = stats["mean"], stats["var"], stats
     h = (h - mean) * jax.lax.rsqrt(var + net.bn_epsilon)
-    return h * layer["gamma"] + layer["beta"], new_stats
+    return (h * layer["gamma"] + layer["beta"]).astype(compute), new_stats
 
 
 def apply_with_state(
@@ -246,8 +301,10 @@ def apply_with_state(
       net: the topology.
       key: the dropout key (required when ``train`` and a dropout rate may be nonzero).
       train: training mode: dropout on, batch statistics used and updated.
-      dropout: overrides ``net.dropout``: a scalar (possibly traced, e.g. under
-        ``jax.vmap``) or one rate per hidden layer.
+      dropout: overrides ``net.dropout`` (may be traced, e.g. under ``jax.vmap``). A scalar
+        replaces the rate of the hidden layers that have dropout in ``net`` and leaves the
+        others without it; on a net built without any dropout it applies to every hidden
+        layer. A sequence (or ``(n_hidden,)`` array) sets every layer's rate explicitly.
       row_weights: per-row weights for batch-norm statistics (0 excludes padded rows).
       return_hidden: also return each hidden layer's activation ``act(bn(z))`` (before the
         residual skip is added and before dropout).
@@ -263,18 +320,20 @@ def apply_with_state(
             )
         state = init_state(net)
     _check_input_width(x, net)
-    rates, dynamic = _dropout_rates(dropout, net)
-    needs_key = train and (dynamic or any(r > 0 for r in rates))
+    rates, active = _dropout_rates(dropout, net)
+    needs_key = train and any(active)
     if needs_key and key is None:
         raise ValueError(
             "key: dropout is on in training, so apply needs a PRNG key; fixes: pass key=jax.random.key(...), "
             "or train=False for evaluation, or build the MLP with dropout=0.0"
         )
-    h = jnp.asarray(x, jnp.dtype(net.dtype))
+    compute = jnp.dtype(net.computation_dtype)
+    cast = (lambda a: a.astype(compute)) if net.mixed_precision else (lambda a: a)
+    h = jnp.asarray(x, compute)
     new_state, hidden = [], []
     for i, layer in enumerate(params[:-1]):
         with jax.named_scope(f"hidden_{i}"):
-            z = h @ layer["w"] + layer["b"]
+            z = h @ cast(layer["w"]) + cast(layer["b"])
             stats = state[i]
             if net.batch_norm:
                 z, stats = _batch_norm(z, layer, stats, net, train, row_weights)
@@ -282,13 +341,17 @@ def apply_with_state(
             # the activation itself, before skip and dropout: a dead ReLU is 0 here even in a residual net
             hidden.append(out)
             if net.has_skip(i):
-                out = out + (h @ layer["proj"] if "proj" in layer else h)
-            if train and (dynamic or rates[i] > 0):
+                out = out + (h @ cast(layer["proj"]) if "proj" in layer else h)
+            if train and active[i]:
                 out = out * dropout_mask(jax.random.fold_in(key, i), rates[i], out.shape, out.dtype)
             new_state.append(stats)
             h = out
     with jax.named_scope("output"):
-        logits = h @ params[-1]["w"] + params[-1]["b"]
+        last = params[-1]
+        if net.mixed_precision:  # low-precision operands, accumulated and returned in the parameters' dtype
+            logits = jnp.matmul(h, cast(last["w"]), preferred_element_type=last["w"].dtype) + last["b"]
+        else:
+            logits = h @ last["w"] + last["b"]
     if return_hidden:
         return logits, new_state, hidden
     return logits, new_state
@@ -317,18 +380,26 @@ def predict(params: Params, x: jax.Array, net: MLP, *, state: State | None = Non
     return activations.get(net.output)(apply(params, x, net, state=state))
 
 
-def _dropout_rates(dropout, net: MLP) -> tuple[tuple, bool]:
-    """Per-hidden-layer rates, and whether they are dynamic (an override, maybe traced)."""
+def _dropout_rates(dropout, net: MLP) -> tuple[tuple, tuple[bool, ...]]:
+    """Per hidden layer, the rate and whether dropout is applied at all (a static decision).
+
+    The override rule (see :func:`apply_with_state`): None keeps the net's rates; a scalar
+    replaces the rate of every hidden layer that has dropout in ``net`` (every hidden layer
+    when ``net`` has none); a sequence or a ``(n_hidden,)`` array sets each layer.
+    """
     if dropout is None:
-        return net.dropout_rates, False
+        rates = net.dropout_rates
+        return rates, tuple(r > 0 for r in rates)
     if isinstance(dropout, (list, tuple)):
-        return _per_layer(tuple(dropout), net.n_hidden, "dropout"), True
+        return _per_layer(tuple(dropout), net.n_hidden, "dropout"), (True,) * net.n_hidden
     rates = jnp.asarray(dropout)
     if rates.ndim == 0:
-        return (rates,) * net.n_hidden, True
+        built = tuple(r > 0 for r in net.dropout_rates)
+        active = built if any(built) else (True,) * net.n_hidden
+        return tuple(rates if on else 0.0 for on in active), active
     if rates.shape != (net.n_hidden,):
         raise ValueError(f"dropout: expected a scalar or shape ({net.n_hidden},), got {rates.shape}")
-    return tuple(rates[i] for i in range(net.n_hidden)), True
+    return tuple(rates[i] for i in range(net.n_hidden)), (True,) * net.n_hidden
 
 
 def _check_input_width(x: Any, net: MLP) -> None:

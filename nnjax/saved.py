@@ -40,6 +40,7 @@ from nnjax import checkpoint, network, runs
 
 __all__ = ["LoadError", "SavedModel", "load", "network_from_args"]
 
+_PRECISIONS = ("float32", "bfloat16")  # --precision: float32, or mixed with bfloat16 compute
 _OUTPUT_FOR_LOSS = {"softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid", "hinge": "sign",
                     "mse": "identity"}
 
@@ -90,7 +91,7 @@ def network_from_args(args: Any, prep: runs.Preprocessing) -> network.MLP:
     Args:
       args: the arguments (a namespace, or the ``"args"`` dict of a run's ``config.json``):
         ``hidden`` ("128,64"), ``activation``, ``dropout``, ``output``, ``init``, ``batch_norm``,
-        ``residual``, each as the command line takes it.
+        ``residual``, ``precision`` (absent: float32), each as the command line takes it.
       prep: the run's preprocessing (input and output widths).
 
     Raises:
@@ -110,9 +111,12 @@ def network_from_args(args: Any, prep: runs.Preprocessing) -> network.MLP:
     for rate in np.atleast_1d(dropout):
         _check(0 <= rate < 1, "--dropout", "rates in [0, 1) (the probability of dropping a unit)", float(rate))
     output = _OUTPUT_FOR_LOSS[prep.loss] if get("output") == "auto" else get("output")
+    precision = (args.get("precision") if isinstance(args, Mapping) else getattr(args, "precision", None)) or "float32"
+    _check(precision in _PRECISIONS, "--precision", " or ".join(_PRECISIONS), precision)
     return network.MLP((prep.n_features, *hidden, prep.n_outputs), activation=activation, output=output,
                        init=None if get("init") == "auto" else get("init"), dropout=dropout,
-                       batch_norm=bool(get("batch_norm")), residual=bool(get("residual")))
+                       batch_norm=bool(get("batch_norm")), residual=bool(get("residual")),
+                       compute_dtype=None if precision == "float32" else precision)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -131,7 +131,8 @@ class HyperParams(NamedTuple):
     """The traced numbers of a run (a pytree: ``jax.vmap`` maps over them).
 
     A field left None is absent from the program: no penalty is computed for ``l1=None``,
-    and ``dropout=None`` keeps the model's own static rates.
+    and ``dropout=None`` keeps the model's own static rates (for the override rule of a
+    scalar rate see :func:`nnjax.apply_with_state`).
     """
 
     l1: jax.Array | None = None

@@ -3,6 +3,8 @@
 * ``nnjax.fit``: the defaults (``diagnostics=True``: per-layer gradient health recorded).
 * ``nnjax.fit (no diagnostics)``: ``diagnostics=False``, the like-for-like match of the hand-written scan.
 * ``nnjax.fit (progress bar)``: ``progress=True`` (a tqdm bar; the run is cut into compiled chunks).
+* ``nnjax.fit (bfloat16 compute, no diagnostics)``: mixed precision, ``MLP(compute_dtype="bfloat16")``
+  from the same float32 initial weights (W1, W2; see also ``benchmarks/precision.py``).
 * W4: ``nnjax.fit_population`` (one ``vmap``-ed program) and a loop of ``nnjax.fit`` calls, both
   with ``diagnostics=False`` like ``benchmarks/population.py`` (PyTorch records no per-layer statistics).
 
@@ -14,6 +16,7 @@ call includes ``fit``'s host-side validation, as a user pays it.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import jax
@@ -59,6 +62,14 @@ class FitTrainer(Trainer):
     def test_accuracy(self, member: int) -> float:
         logits = nnjax.apply(self.results[member].params, self.workload.x_test, self.net)
         return accuracy_of_logits(np.asarray(logits), self.workload.y_test)
+
+
+class _MixedTrainer(FitTrainer):
+    """Mixed precision: float32 parameters (the workload's), bfloat16 matmuls and activations."""
+
+    def __init__(self, workload: Workload, **fit_options):
+        super().__init__(workload, **fit_options)
+        self.net = dataclasses.replace(workload.net, compute_dtype="bfloat16")
 
 
 class _ProgressTrainer(FitTrainer):
@@ -110,6 +121,8 @@ PEERS = (
     Peer("nnjax.fit", _LIB, FitTrainer, ("w1", "w2", "w5"), "nnjax"),
     Peer("nnjax.fit (no diagnostics)", _LIB, lambda w: FitTrainer(w, diagnostics=False), ("w1", "w2", "w5"), "nnjax"),
     Peer("nnjax.fit (progress bar)", _LIB, lambda w: _ProgressTrainer(w, progress=True), ("w1", "w5"), "nnjax"),
+    Peer("nnjax.fit (bfloat16 compute, no diagnostics)", _LIB, lambda w: _MixedTrainer(w, diagnostics=False),
+         ("w1", "w2"), "nnjax"),
     Peer("nnjax.fit_population", _LIB, lambda w: PopulationTrainer(w, diagnostics=False), ("w4",), "nnjax"),
     Peer("nnjax.fit, one call per member", _LIB, lambda w: FitTrainer(w, diagnostics=False), ("w4",), "nnjax"),
 )

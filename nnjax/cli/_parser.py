@@ -74,6 +74,9 @@ TRAIN_FLAGS = {
          "probability of dropping a hidden unit, one or one per layer"),
         ("--batch-norm", _SWITCH, "batch-normalise the hidden layers"),
         ("--residual", _SWITCH, "skip connections between hidden layers"),
+        ("--precision", {"default": "float32", "choices": ("float32", "bfloat16")},
+         "bfloat16: mixed precision (float32 parameters and optimiser state, bfloat16 matmuls and activations, "
+         "float32 losses)"),
     ],
     "training": [
         ("--loss", {"default": "auto", "metavar": "NAME"}, "mse, softmax_cross_entropy, binary_cross_entropy, hinge; "
