@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 # cost no JAX import until something that needs JAX is touched.
 _SUBMODULES = (
     "activations", "cache", "checkpoint", "data", "describe", "diagnostics", "initializers", "losses", "metrics",
-    "model", "optim", "parallel", "perceptron", "plots", "population", "runs", "saved", "sklearn", "sweeps", "text",
-    "training",
+    "model", "optim", "parallel", "perceptron", "plots", "population", "runs", "saved", "sklearn", "sweeps",
+    "tensorboard", "text", "training",
 )
 _NAMES = {
     "Diagnosis": "nnjax.diagnose",
@@ -51,8 +51,8 @@ _NAMES = {
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from nnjax import (activations, cache, checkpoint, data, describe, diagnostics, initializers, losses, metrics,
-                       model, optim, parallel, perceptron, plots, population, runs, saved, sklearn, sweeps, text,
-                       training)
+                       model, optim, parallel, perceptron, plots, population, runs, saved, sklearn, sweeps,
+                       tensorboard, text, training)
     from nnjax.describe import Summary, summary
     from nnjax.saved import SavedModel, load
     from nnjax.diagnose import Diagnosis, diagnose
@@ -122,6 +122,7 @@ __all__ = [
     "summary",
     "sweep",
     "sweeps",
+    "tensorboard",
     "text",
     "training",
 ]

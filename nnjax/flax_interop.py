@@ -12,10 +12,17 @@ layer ``i`` ``"w"``, ``"b"``      NNX ``Linear.kernel``, ``.bias``; Linen ``Dens
 hidden ``"gamma"``, ``"beta"``    NNX ``BatchNorm.scale``, ``.bias``; Linen ``BatchNorm_i``
 state ``"mean"``, ``"var"``       ``BatchNorm`` ``mean``/``var`` (Linen: ``batch_stats``)
 hidden activation, dropout        a function and ``nnx.Dropout`` in ``nnx.Sequential``
+residual hidden layer ``i``       NNX :class:`ResidualBlock` (``Linear``, ``BatchNorm``,
+                                  activation, skip); Linen ``Dense_i`` + skip
+skip projection ``"proj"``        NNX ``ResidualBlock.proj`` (``Linear`` without bias);
+                                  Linen ``Proj_i`` ``{"kernel"}``
 ================================  ===================================================
 
 Both sides return the logits (pre-activation output), as :func:`nnjax.apply`
-does. Residual networks have no ``Sequential`` form and are refused.
+does. A residual hidden layer computes ``act(bn(h @ w + b)) + skip(h)`` with the
+identity as skip where the widths match and ``h @ proj`` where they differ, then
+dropout; on the NNX side it is one :class:`ResidualBlock` inside the
+``nnx.Sequential``, on the Linen side :class:`LinenMLP` with ``residual=True``.
 
 Example:
   >>> import jax, jax.numpy as jnp, nnjax
@@ -45,19 +52,51 @@ from nnjax import activations
 from nnjax._typing import Params, State
 from nnjax.network import MLP, init_state
 
-__all__ = ["LinenMLP", "from_linen", "from_nnx", "linen_module", "to_linen", "to_nnx"]
+__all__ = ["LinenMLP", "ResidualBlock", "from_linen", "from_nnx", "linen_module", "to_linen", "to_nnx"]
+
+
+class ResidualBlock(nnx.Module):
+    """One residual hidden layer: ``activation(norm(linear(x))) + skip(x)``.
+
+    ``skip(x)`` is ``proj(x)`` (a ``Linear`` without bias) when the block changes the width,
+    else ``x``. Dropout, when the layer has it, follows the block in the ``nnx.Sequential``.
+
+    Args:
+      linear: the layer's ``nnx.Linear``.
+      activation: the hidden activation (a function).
+      norm: an ``nnx.BatchNorm`` applied before the activation, or None.
+      proj: an ``nnx.Linear`` without bias from the input to the output width, or None for an
+        identity skip (input and output widths equal).
+    """
+
+    def __init__(self, linear: nnx.Linear, activation: Any, *, norm: nnx.BatchNorm | None = None,
+                 proj: nnx.Linear | None = None):
+        if proj is None and linear.in_features != linear.out_features:
+            raise ValueError(f"proj: an identity skip needs equal widths, got {linear.in_features} -> "
+                             f"{linear.out_features}; pass proj=nnx.Linear(..., use_bias=False)")
+        self.linear = linear
+        self.norm = norm
+        self.activation = activation
+        self.proj = proj
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        z = self.linear(x)
+        if self.norm is not None:
+            z = self.norm(z)
+        return self.activation(z) + (self.proj(x) if self.proj is not None else x)
 
 
 def _check_convertible(params: Params, net: MLP) -> None:
-    if net.residual:
-        raise ValueError("net: expected a network without residual skips (Flax's Sequential/Dense stack has no "
-                         "skip connections), got residual=True")
     if len(params) != net.n_layers:
         raise ValueError(f"params: expected {net.n_layers} layers for sizes {net.sizes}, got {len(params)}")
     for i, (layer, n_in, n_out) in enumerate(zip(params, net.sizes[:-1], net.sizes[1:])):
         if jnp.shape(layer["w"]) != (n_in, n_out) or jnp.shape(layer["b"]) != (n_out,):
             raise ValueError(f"params[{i}]: expected w {(n_in, n_out)} and b {(n_out,)}, got w "
                              f"{jnp.shape(layer['w'])} and b {jnp.shape(layer['b'])}")
+        needs_proj = i < net.n_hidden and net.has_skip(i) and n_in != n_out
+        if needs_proj and jnp.shape(layer.get("proj")) != (n_in, n_out):
+            raise ValueError(f"params[{i}]: expected a residual projection proj {(n_in, n_out)}, got "
+                             f"{jnp.shape(layer['proj']) if 'proj' in layer else 'none'}")
 
 
 def _constant(value: Any):
@@ -75,11 +114,12 @@ def to_nnx(params: Params, net: MLP, *, state: State | None = None, rngs: nnx.Rn
 
     Returns:
       The model in evaluation mode (call ``.train()`` before training it in Flax). Calling
-      it on ``x`` returns the logits, as ``nnjax.apply(params, x, net, state=state)``.
+      it on ``x`` returns the logits, as ``nnjax.apply(params, x, net, state=state)``. A
+      residual hidden layer is one :class:`ResidualBlock` (its ``Linear``, ``BatchNorm``,
+      activation and skip), followed by its ``Dropout``.
 
     Raises:
-      ValueError: for a residual network, parameters that do not fit ``net``, or a missing
-        ``state``/``rngs``.
+      ValueError: for parameters that do not fit ``net``, or a missing ``state``/``rngs``.
     """
     _check_convertible(params, net)
     if net.batch_norm and state is None:
@@ -90,18 +130,28 @@ def to_nnx(params: Params, net: MLP, *, state: State | None = None, rngs: nnx.Rn
     layers: list[Any] = []
     for i, layer in enumerate(params):
         n_in, n_out = net.sizes[i], net.sizes[i + 1]
-        layers.append(nnx.Linear(n_in, n_out, kernel_init=_constant(layer["w"]), bias_init=_constant(layer["b"]),
-                                 param_dtype=jnp.asarray(layer["w"]).dtype, rngs=init_rngs))
+        dtype = jnp.asarray(layer["w"]).dtype
+        linear = nnx.Linear(n_in, n_out, kernel_init=_constant(layer["w"]), bias_init=_constant(layer["b"]),
+                            param_dtype=dtype, rngs=init_rngs)
         if i == net.n_layers - 1:
+            layers.append(linear)
             break
+        bn = None
         if net.batch_norm:
             bn = nnx.BatchNorm(n_out, momentum=net.bn_momentum, epsilon=net.bn_epsilon, rngs=init_rngs)
             bn.scale[...] = jnp.asarray(layer["gamma"])
             bn.bias[...] = jnp.asarray(layer["beta"])
             bn.mean[...] = jnp.asarray(state[i]["mean"])
             bn.var[...] = jnp.asarray(state[i]["var"])
-            layers.append(bn)
-        layers.append(activations.get(net.hidden_activations[i]))
+        act = activations.get(net.hidden_activations[i])
+        if net.has_skip(i):
+            proj = None
+            if "proj" in layer:
+                proj = nnx.Linear(n_in, n_out, use_bias=False, kernel_init=_constant(layer["proj"]),
+                                  param_dtype=dtype, rngs=init_rngs)
+            layers.append(ResidualBlock(linear, act, norm=bn, proj=proj))
+        else:
+            layers.extend([linear] + ([bn] if bn is not None else []) + [act])
         if net.dropout_rates[i] > 0:
             layers.append(nnx.Dropout(net.dropout_rates[i], rngs=rngs))
     model = nnx.Sequential(*layers)
@@ -115,8 +165,10 @@ def from_nnx(model: nnx.Module | Iterable[Any]) -> tuple[Params, State]:
     Args:
       model: an ``nnx.Sequential`` or any iterable of layers, in order. ``Linear`` layers
         become dense layers; a ``BatchNorm`` after a hidden ``Linear`` becomes its
-        ``"gamma"``/``"beta"`` and running statistics; functions and ``Dropout`` carry no
-        parameters and are skipped (pass the matching activations to ``nnjax.MLP``).
+        ``"gamma"``/``"beta"`` and running statistics; a :class:`ResidualBlock` becomes a
+        hidden layer (with ``"proj"`` from its projection); functions and ``Dropout`` carry no
+        parameters and are skipped (pass the matching activations, and ``residual=True`` for
+        blocks, to ``nnjax.MLP``).
 
     Returns:
       ``(params, state)``: the parameter list and one batch-norm dict per hidden layer.
@@ -128,15 +180,26 @@ def from_nnx(model: nnx.Module | Iterable[Any]) -> tuple[Params, State]:
     layers = model.layers if isinstance(model, nnx.Sequential) else list(model)
     params: list[dict] = []
     norms: dict[int, dict] = {}
+    def dense(linear: nnx.Linear) -> dict:
+        bias = linear.bias[...] if linear.bias is not None else jnp.zeros((linear.out_features,))
+        return {"w": jnp.asarray(linear.kernel[...]), "b": jnp.asarray(bias)}
+
+    def norm(bn: nnx.BatchNorm) -> dict:
+        return {"gamma": bn.scale[...], "beta": bn.bias[...], "mean": bn.mean[...], "var": bn.var[...]}
+
     for layer in layers:
-        if isinstance(layer, nnx.Linear):
-            bias = layer.bias[...] if layer.bias is not None else jnp.zeros((layer.out_features,))
-            params.append({"w": jnp.asarray(layer.kernel[...]), "b": jnp.asarray(bias)})
+        if isinstance(layer, ResidualBlock):
+            params.append(dense(layer.linear))
+            if layer.proj is not None:
+                params[-1]["proj"] = jnp.asarray(layer.proj.kernel[...])
+            if layer.norm is not None:
+                norms[len(params) - 1] = norm(layer.norm)
+        elif isinstance(layer, nnx.Linear):
+            params.append(dense(layer))
         elif isinstance(layer, nnx.BatchNorm):
             if not params:
                 raise ValueError("model: expected a Linear layer before each BatchNorm, got a BatchNorm first")
-            norms[len(params) - 1] = {"gamma": layer.scale[...], "beta": layer.bias[...],
-                                      "mean": layer.mean[...], "var": layer.var[...]}
+            norms[len(params) - 1] = norm(layer)
     return _assemble(params, norms, "model")
 
 
@@ -163,6 +226,9 @@ class LinenMLP(nn.Module):
       batch_norm: normalise every hidden layer (``BatchNorm_i`` after ``Dense_i``).
       dropout: one rate per hidden layer (dropout after the activation, in training only).
       bn_momentum, bn_epsilon: as ``nnjax.MLP``.
+      residual: hidden layers 1 .. n-1 add a skip from their input, after the activation and
+        before dropout: the input itself where the widths match, else ``Proj_i`` (a ``Dense``
+        without bias), as ``nnjax.MLP(residual=True)``.
     """
 
     features: Sequence[int]
@@ -171,11 +237,13 @@ class LinenMLP(nn.Module):
     dropout: Sequence[float] = ()
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    residual: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         """The logits of ``x``; ``train`` uses batch statistics and dropout (``rngs={"dropout": key}``)."""
         for i, width in enumerate(self.features):
+            h = x
             x = nn.Dense(width, name=f"Dense_{i}")(x)
             if i == len(self.features) - 1:
                 break
@@ -183,24 +251,26 @@ class LinenMLP(nn.Module):
                 x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                                  epsilon=self.bn_epsilon, name=f"BatchNorm_{i}")(x)
             x = activations.get(self.activation[i])(x)
+            if self.residual and i >= 1:
+                x = x + (h if h.shape[-1] == width else nn.Dense(width, use_bias=False, name=f"Proj_{i}")(h))
             if self.dropout and self.dropout[i] > 0:
                 x = nn.Dropout(self.dropout[i], deterministic=not train)(x)
         return x
 
 
 def linen_module(net: MLP) -> LinenMLP:
-    """The :class:`LinenMLP` with ``net``'s topology (residual networks are refused)."""
-    if net.residual:
-        raise ValueError("net: expected a network without residual skips, got residual=True")
+    """The :class:`LinenMLP` with ``net``'s topology (residual skips and projections included)."""
     return LinenMLP(features=tuple(net.sizes[1:]), activation=net.hidden_activations, batch_norm=net.batch_norm,
-                    dropout=net.dropout_rates, bn_momentum=net.bn_momentum, bn_epsilon=net.bn_epsilon)
+                    dropout=net.dropout_rates, bn_momentum=net.bn_momentum, bn_epsilon=net.bn_epsilon,
+                    residual=net.residual)
 
 
 def to_linen(params: Params, net: MLP, *, state: State | None = None) -> dict:
     """Linen variables for :func:`linen_module` ``(net)``: ``{"params": {"Dense_i": {"kernel", "bias"}}}``.
 
     With batch norm, ``"params"`` also holds ``"BatchNorm_i": {"scale", "bias"}`` and
-    ``"batch_stats"`` holds ``"BatchNorm_i": {"mean", "var"}``.
+    ``"batch_stats"`` holds ``"BatchNorm_i": {"mean", "var"}``; a residual network's skip
+    projections are ``"Proj_i": {"kernel"}``.
 
     Example:
       >>> import jax, jax.numpy as jnp, nnjax
@@ -218,6 +288,8 @@ def to_linen(params: Params, net: MLP, *, state: State | None = None) -> dict:
     out: dict = {"params": {}}
     for i, layer in enumerate(params):
         out["params"][f"Dense_{i}"] = {"kernel": jnp.asarray(layer["w"]), "bias": jnp.asarray(layer["b"])}
+        if "proj" in layer:
+            out["params"][f"Proj_{i}"] = {"kernel": jnp.asarray(layer["proj"])}
         if net.batch_norm and i < net.n_hidden:
             out["params"][f"BatchNorm_{i}"] = {"scale": jnp.asarray(layer["gamma"]), "bias": jnp.asarray(layer["beta"])}
             out.setdefault("batch_stats", {})[f"BatchNorm_{i}"] = {"mean": jnp.asarray(state[i]["mean"]),
@@ -239,13 +311,18 @@ def from_linen(variables: dict) -> tuple[Params, State]:
       variables: ``{"params": ..., "batch_stats": ...}`` or the ``"params"`` dict alone; dense
         layers are the entries with a ``"kernel"`` and are ordered by the index that ends their
         name (``Dense_0``, ``Dense_1``, ...); batch-norm entries (with a ``"scale"``) follow the
-        same numbering over hidden layers, their statistics from ``"batch_stats"``.
+        same numbering over hidden layers, their statistics from ``"batch_stats"``; ``Proj_i``
+        entries (:class:`LinenMLP` with ``residual=True``) become layer ``i``'s ``"proj"``.
     """
     tree = variables.get("params", variables)
     stats = variables.get("batch_stats", {})
-    dense = sorted((k for k, v in tree.items() if "kernel" in v), key=_index)
+    dense = sorted((k for k, v in tree.items() if "kernel" in v and not k.startswith("Proj_")), key=_index)
     params = [{"w": jnp.asarray(tree[k]["kernel"]),
                "b": jnp.asarray(tree[k].get("bias", jnp.zeros(jnp.shape(tree[k]["kernel"])[1])))} for k in dense]
+    for k in (k for k in tree if k.startswith("Proj_")):
+        if not 0 <= _index(k) < len(params):
+            raise ValueError(f"variables: {k!r} projects into no dense layer (there are {len(params)})")
+        params[_index(k)]["proj"] = jnp.asarray(tree[k]["kernel"])
     norms = {}
     for position, k in enumerate(sorted((k for k, v in tree.items() if "scale" in v), key=_index)):
         if k not in stats:

@@ -16,8 +16,10 @@ reassociated); shuffles and dropout masks do not depend on the sharding
 Several processes (hosts) join with :func:`initialize` (a thin wrapper of
 ``jax.distributed.initialize``); afterwards ``jax.devices()`` lists every
 process's devices, and :func:`fit_data_parallel` called with the same arguments
-in every process trains one model over all of them. See ``docs/devices.md``
-for SLURM and ``--coordinator`` launches.
+in every process trains one model over all of them, and
+:func:`fit_population_distributed` splits a population's members over the
+processes (each trains its share, the results are gathered into every
+process). See ``docs/devices.md`` for SLURM and ``--coordinator`` launches.
 
 Example:
   >>> import jax, optax, nnjax
@@ -34,8 +36,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import math
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -47,9 +50,11 @@ __all__ = [
     "batch_sharding",
     "constrain_population",
     "fit_data_parallel",
+    "fit_population_distributed",
     "initialize",
     "initialize_from_args",
     "make_mesh",
+    "member_share",
     "pad_population",
 ]
 
@@ -217,3 +222,114 @@ def initialize_from_args(args: argparse.Namespace) -> bool:
         return False
     initialize(args.coordinator, args.num_processes, args.process_id)
     return True
+
+
+#: fit_population's per-member numbers: sliced with the members when given one per member.
+_MEMBER_VALUES = ("learning_rate", "l1", "l2", "dropout", "init_scale")
+
+
+def member_share(size: int, process_index: int, process_count: int) -> np.ndarray:
+    """The members that process ``process_index`` trains: a contiguous block of ``ceil(size / count)``.
+
+    Every process trains the same number of members, so that the gathered arrays have one
+    shape; when ``size`` is not a multiple of the count, the last blocks repeat the last member
+    (trained twice, gathered once).
+
+    Example:
+      >>> [member_share(5, i, 3).tolist() for i in range(3)]
+      [[0, 1], [2, 3], [4, 4]]
+    """
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index: expected 0 .. {process_count - 1}, got {process_index}")
+    share = math.ceil(size / process_count)
+    return np.minimum(np.arange(process_index * share, (process_index + 1) * share), size - 1)
+
+
+def _to_host(tree: Any) -> Any:
+    """NumPy leaves; PRNG keys as their key data (collectives move plain numbers)."""
+    def leaf(a):
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a = jax.random.key_data(a)
+        return np.asarray(a)
+    return jax.tree.map(leaf, tree)
+
+
+def _from_host(tree: Any, like: Any) -> Any:
+    def leaf(a, template):
+        if jax.dtypes.issubdtype(template.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(jnp.asarray(a), impl=jax.random.key_impl(template))
+        return jnp.asarray(a)
+    return jax.tree.map(leaf, tree, like)
+
+
+def fit_population_distributed(
+    keys: jax.Array,
+    net: Any,
+    data: tuple[Any, Any],
+    *,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    gather: Callable[[Any], Any] | None = None,
+    **population_kwargs: Any,
+):
+    """Trains a population split over the processes of a ``jax.distributed`` run; every process gets it all.
+
+    Call it in every process with the same arguments (the same keys, data and settings), after
+    :func:`initialize`. Process ``i`` trains the members :func:`member_share` gives it with
+    :func:`nnjax.fit_population` on its own devices (no communication while training), then one
+    all-gather (``jax.experimental.multihost_utils.process_allgather``) hands every process the
+    whole population. Member ``j`` is the member ``j`` that one process training all members
+    computes (to float32 rounding, as any population member matches its own ``fit``).
+
+    Args:
+      keys: stacked run keys of the whole population, shape ``(P,)``.
+      net: the topology.
+      data: ``(x, y)``, the same in every process.
+      process_index, process_count: this process and the number of processes (default:
+        ``jax.process_index()`` and ``jax.process_count()``); given to test the split in one process.
+      gather: ``gather(local_tree) -> tree`` stacking every process's tree on a new leading axis
+        (default: ``process_allgather``; NumPy leaves, PRNG keys as key data).
+      **population_kwargs: :func:`nnjax.fit_population`'s keywords (``optimizer``, ``loss``,
+        ``epochs``, ``batch_size``, per-member ``learning_rate`` / ``l1`` / ``l2`` / ``dropout`` /
+        ``init_scale`` arrays of shape ``(P,)``, a stacked ``resume``, ...). ``mesh`` is refused:
+        each process uses its own devices.
+
+    Returns:
+      The population's :class:`~nnjax.FitResult` (leading axis P), the same in every process.
+
+    Raises:
+      ValueError: for ``mesh``, or for what :func:`nnjax.fit_population` refuses.
+    """
+    from nnjax import population
+
+    if "mesh" in population_kwargs:
+        raise ValueError("mesh: not accepted by fit_population_distributed (each process trains its members on its "
+                         "own devices); use fit_population(mesh=...) for one process's devices")
+    index = jax.process_index() if process_index is None else process_index
+    count = jax.process_count() if process_count is None else process_count
+    resume = population_kwargs.get("resume")
+    if keys is None and resume is not None:
+        keys = resume.key
+    size = population.population_size(keys)
+    mine = member_share(size, index, count)
+
+    def take(value):
+        return jax.tree.map(lambda a: a[mine], value)
+
+    local_kwargs = dict(population_kwargs)
+    for name in _MEMBER_VALUES:
+        value = local_kwargs.get(name)
+        if value is not None and not callable(value) and np.ndim(value) >= 1:
+            local_kwargs[name] = np.asarray(value)[mine]
+    if resume is not None:
+        local_kwargs["resume"] = take(resume)
+    local = population.fit_population(take(keys), net, data, **local_kwargs)
+    if count == 1:
+        return local
+    if gather is None:
+        from jax.experimental import multihost_utils
+
+        gather = multihost_utils.process_allgather
+    stacked = gather(_to_host(local))  # (count, share, ...) per leaf
+    whole = jax.tree.map(lambda a: np.reshape(np.asarray(a), (-1,) + np.shape(a)[2:])[:size], stacked)
+    return _from_host(whole, local)

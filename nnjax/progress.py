@@ -40,7 +40,10 @@ def run_in_chunks(run_chunk: Callable[[Any, int], Any], ts: Any, total: int, pro
       ts: the train state to start from.
       total: epochs in all.
       progress: True for a tqdm bar (it says "compiling" until the first chunk is back, and
-        its rate starts after it), or ``progress(epochs_done, metrics)``.
+        its rate starts after it), or ``progress(epochs_done, metrics)`` with the last epoch's
+        metrics; an object with a method ``on_chunk(epochs_done, chunk_result)`` (such as
+        :class:`nnjax.tensorboard.Writer`) gets the chunk's whole ``FitResult`` instead (its
+        history holds the chunk's epochs only).
       every: epochs per chunk (default: a tenth of ``total``).
 
     Returns:
@@ -70,6 +73,8 @@ def run_in_chunks(run_chunk: Callable[[Any, int], Any], ts: Any, total: int, pro
             if bar is not None:
                 bar.update(done - bar.n)
                 bar.set_postfix(format_metrics(last))
+            elif callable(getattr(progress, "on_chunk", None)):  # e.g. nnjax.tensorboard.Writer
+                progress.on_chunk(done, result)
             elif callable(progress):
                 progress(done, last)
             if done < total and bool(np.all(np.asarray(ts.stopped))):

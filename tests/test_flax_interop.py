@@ -16,18 +16,21 @@ SIZES, ROWS = (4, 8, 8, 3), 16  # shared shapes: each new shape costs compilatio
 
 
 def numpy_forward(params, state, x, net):
-    """Independent float64 reference of nnjax's evaluation-mode forward pass (no residual)."""
+    """Independent float64 reference of nnjax's evaluation-mode forward pass (residual skips included)."""
     acts = {"relu": lambda z: np.maximum(z, 0), "tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
             "identity": lambda z: z}
     h = np.asarray(x, np.float64)
     for i, layer in enumerate(params):
-        h = h @ np.asarray(layer["w"], np.float64) + np.asarray(layer["b"], np.float64)
+        z = h @ np.asarray(layer["w"], np.float64) + np.asarray(layer["b"], np.float64)
         if i == len(params) - 1:
-            return h
+            return z
         if net.batch_norm:
             mean, var = (np.asarray(state[i][k], np.float64) for k in ("mean", "var"))
-            h = (h - mean) / np.sqrt(var + net.bn_epsilon) * np.asarray(layer["gamma"]) + np.asarray(layer["beta"])
-        h = acts[net.hidden_activations[i]](h)
+            z = (z - mean) / np.sqrt(var + net.bn_epsilon) * np.asarray(layer["gamma"]) + np.asarray(layer["beta"])
+        z = acts[net.hidden_activations[i]](z)
+        if net.residual and i >= 1:  # hidden layers after the first add their input, projected if widths differ
+            z = z + (h @ np.asarray(layer["proj"], np.float64) if h.shape[1] != z.shape[1] else h)
+        h = z
 
 
 def random_bn(rng, params, net):
@@ -144,12 +147,54 @@ def test_dropout_layers_need_rngs_and_are_identity_in_evaluation(key, rng):
     assert not np.allclose(model(x), nnjax.apply(params, x, net), atol=1e-3)
 
 
+RESIDUAL = (4, 8, 8, 6, 3)  # hidden layer 1: identity skip (8 -> 8); hidden layer 2: projection (8 -> 6)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_residual_networks_export_to_nnx_and_linen_with_equal_outputs(key, rng, batch_norm):
+    net = nnjax.MLP(RESIDUAL, activation="tanh", residual=True, batch_norm=batch_norm, dropout=(0.0, 0.3, 0.0))
+    params = nnjax.init(key, net)
+    assert "proj" not in params[1] and params[2]["proj"].shape == (8, 6)
+    params[2]["b"] = jnp.asarray(rng.normal(size=6), jnp.float32)  # nonzero biases, so a dropped bias shows
+    state = None
+    if batch_norm:
+        params, state = random_bn(rng, params, net)
+    x = rng.normal(size=(ROWS, RESIDUAL[0])).astype(np.float32)
+    reference = numpy_forward(params, state, x, net)
+    no_skip = numpy_forward(params, state, x, nnjax.MLP(RESIDUAL, activation="tanh", batch_norm=batch_norm))
+    assert np.max(np.abs(reference - no_skip)) > 0.1  # the skips matter for these outputs
+    np.testing.assert_allclose(nnjax.apply(params, x, net, state=state), reference, atol=ATOL, rtol=ATOL)
+
+    model = flax_interop.to_nnx(params, net, state=state, rngs=nnx.Rngs(0))
+    blocks = [layer for layer in model.layers if isinstance(layer, flax_interop.ResidualBlock)]
+    assert len(blocks) == 2 and blocks[0].proj is None and blocks[1].proj.kernel[...].shape == (8, 6)
+    np.testing.assert_allclose(model(jnp.asarray(x)), reference, atol=ATOL, rtol=ATOL)
+    back, back_state = flax_interop.from_nnx(model)
+
+    variables = flax_interop.to_linen(params, net, state=state)
+    assert set(variables["params"]["Proj_2"]) == {"kernel"} and "Proj_1" not in variables["params"]
+    module = flax_interop.linen_module(net)
+    np.testing.assert_allclose(module.apply(variables, jnp.asarray(x)), reference, atol=ATOL, rtol=ATOL)
+    # Linen's own init makes the same variable tree (so Flax-initialised models convert too)
+    made = module.init(jax.random.key(1), jnp.asarray(x))
+    assert jax.tree.structure(made) == jax.tree.structure(variables)
+    linen_back, linen_state = flax_interop.from_linen(variables)
+
+    for got, got_state in ((back, back_state), (linen_back, linen_state)):
+        assert [set(layer) for layer in got] == [set(layer) for layer in params]
+        jax.tree.map(np.testing.assert_array_equal, got, params)
+        np.testing.assert_allclose(nnjax.apply(got, x, net, state=got_state if batch_norm else None), reference,
+                                   atol=ATOL, rtol=ATOL)
+
+
 def test_errors_name_the_problem(key):
-    residual = nnjax.MLP(SIZES, residual=True)
-    with pytest.raises(ValueError, match="residual"):
-        flax_interop.to_nnx(nnjax.init(key, residual), residual)
-    with pytest.raises(ValueError, match="residual"):
-        flax_interop.linen_module(residual)
+    residual = nnjax.MLP(RESIDUAL, residual=True)
+    params = nnjax.init(key, residual)
+    del params[2]["proj"]
+    with pytest.raises(ValueError, match=r"params\[2\]: expected a residual projection proj \(8, 6\)"):
+        flax_interop.to_nnx(params, residual)
+    with pytest.raises(ValueError, match="identity skip needs equal widths"):
+        flax_interop.ResidualBlock(nnx.Linear(3, 4, rngs=nnx.Rngs(0)), nnx.relu)
     net = nnjax.MLP((4, 8, 3), batch_norm=True)
     with pytest.raises(ValueError, match="state"):
         flax_interop.to_linen(nnjax.init(key, net), net)

@@ -22,8 +22,9 @@ __all__ = ["RUN_CONTROL", "TRAIN_FLAGS", "build_parser", "parse_args"]
 
 #: Flags that steer a run but not its result (left out of config.json).
 RUN_CONTROL = {"command", "out", "resume", "from_intact", "config", "quiet", "json", "no_plots", "checkpoint_every",
-               "progress_every"}
-_CHANGEABLE_ON_RESUME = {"epochs", "from_intact", "quiet", "json", "no_plots", "checkpoint_every", "progress_every"}
+               "progress_every", "tensorboard"}
+_CHANGEABLE_ON_RESUME = {"epochs", "from_intact", "quiet", "json", "no_plots", "checkpoint_every", "progress_every",
+                         "tensorboard"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,6 +115,8 @@ TRAIN_FLAGS = {
         ("--progress-every", {"type": int, "default": 0, "metavar": "E"},
          "epochs per compiled chunk between progress updates (0: about 20 updates)"),
         ("--no-plots", _SWITCH, "skip the PNG plots"),
+        ("--tensorboard", {"nargs": "?", "const": "", "metavar": "DIR"}, "write TensorBoard event files after every "
+         "chunk (to DIR, default RUN_DIR/tensorboard); needs pip install 'nnjax[tensorboard]'"),
         ("--quiet", _SWITCH, "no progress bar and no summary"),
         ("--json", _SWITCH, "print one JSON summary line (and nothing else) on stdout"),
     ],

@@ -143,19 +143,20 @@ def run_training(setup: Setup, ckpt_dir: pathlib.Path, result: Any, done: int) -
     resume = None if result is None else result._replace(history={})
     parts, shown = [], None
     bar = _progress_bar(args, args.epochs, done)
+    board = _board(args, ckpt_dir.parent, done)
     start = time.perf_counter()
     try:
         for size in _chunk_plan(done, args.epochs, _chunk_epochs(args), args.checkpoint_every):
             chunk = run(resume, size)  # dispatched; it computes while the previous chunk is shown
             resume = chunk._replace(history={})
-            _show(bar, shown, axis)
-            shown = (chunk.history, size)
+            _show(bar, board, shown, axis)
+            shown = (chunk, size, done + size)
             parts.append(chunk.history)
             done += size
             checkpoint_due = bool(args.checkpoint_every) and done % args.checkpoint_every == 0
             if not (checkpoint_due or done >= args.epochs or args.early_stopping):
                 continue
-            _show(bar, shown, axis)
+            _show(bar, board, shown, axis)
             shown = None
             history, parts = _gather(history, parts, axis), []
             result = chunk._replace(history=history)
@@ -168,19 +169,43 @@ def run_training(setup: Setup, ckpt_dir: pathlib.Path, result: Any, done: int) -
     finally:
         if bar is not None:
             bar.close()
+        if board is not None:
+            board.close()
     return result, time.perf_counter() - start
 
 
-def _show(bar: Any, shown: tuple | None, axis: int) -> None:
-    """Advances the bar over a finished chunk and shows its last epoch's metrics."""
-    if bar is None or shown is None:
+def tensorboard_dir(args: argparse.Namespace, run_dir: pathlib.Path) -> pathlib.Path | None:
+    """Where ``--tensorboard`` writes (RUN_DIR/tensorboard without a DIR); None without the flag."""
+    if getattr(args, "tensorboard", None) is None:
+        return None
+    return pathlib.Path(args.tensorboard) if args.tensorboard else run_dir / "tensorboard"
+
+
+def _board(args: argparse.Namespace, run_dir: pathlib.Path, done: int) -> Any:
+    """The TensorBoard writer of ``--tensorboard`` (None without it); a resumed run replaces epochs from ``done``."""
+    logdir = tensorboard_dir(args, run_dir)
+    if logdir is None:
+        return None
+    from nnjax.tensorboard import Writer
+
+    return Writer(logdir, purge_step=done or None)
+
+
+def _show(bar: Any, board: Any, shown: tuple | None, axis: int) -> None:
+    """Writes a finished chunk to TensorBoard, advances the bar over it and shows its last epoch's metrics."""
+    if shown is None:
+        return
+    chunk, size, epochs_done = shown
+    if board is not None:
+        board.on_chunk(epochs_done, chunk)
+    if bar is None:
         return
     if "compiling" in (bar.desc or ""):  # the first chunk paid the compile: the rate counts from now
         initial = bar.n
         bar.reset(total=bar.total)
         bar.update(initial)
     bar.set_description("nnjax train", refresh=False)
-    history, size = shown
+    history = chunk.history
     last = {k: np.asarray(v)[..., -1] for k, v in _scalars(history, axis).items()}
     bar.update(size)
     bar.set_postfix(format_metrics(last))
@@ -324,6 +349,14 @@ def write_outputs(setup: Setup, run_dir: pathlib.Path, result: Any, seconds: flo
     return summary
 
 
+def _check_tensorboard() -> None:
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        raise UsageError("--tensorboard: expected the tensorboardX package, got none installed; "
+                         "pip install 'nnjax[tensorboard]' (or drop --tensorboard)") from None
+
+
 def _default_out(setup: Setup) -> pathlib.Path:
     name = setup.source.get("name") or pathlib.Path(setup.source["path"]).stem
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -373,6 +406,8 @@ def _report(summary: dict, args: argparse.Namespace) -> None:
 def train(args: argparse.Namespace) -> int:
     """The ``nnjax train`` command; returns the exit code."""
     setup = make_setup(args)  # every input check happens here, before anything is written
+    if getattr(args, "tensorboard", None) is not None:
+        _check_tensorboard()
     restored = None, 0, None
     if args.resume:
         run_dir, created = pathlib.Path(args.resume), False
