@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 # Submodules and names load on first use (PEP 562), so ``import nnjax`` and ``nnjax --help``
 # cost no JAX import until something that needs JAX is touched.
 _SUBMODULES = (
-    "activations", "cache", "checkpoint", "data", "describe", "diagnostics", "initializers", "losses", "metrics",
-    "model", "optim", "parallel", "perceptron", "plots", "population", "runs", "saved", "sklearn", "sweeps", "text",
-    "training",
+    "activations", "cache", "checkpoint", "checks", "data", "describe", "diagnostics", "initializers", "losses",
+    "metrics", "model", "optim", "parallel", "perceptron", "plots", "population", "runs", "saved", "sklearn", "sweeps",
+    "text", "training",
 )
 _NAMES = {
     "Diagnosis": "nnjax.diagnose",
@@ -50,9 +50,9 @@ _NAMES = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from nnjax import (activations, cache, checkpoint, data, describe, diagnostics, initializers, losses, metrics,
-                       model, optim, parallel, perceptron, plots, population, runs, saved, sklearn, sweeps, text,
-                       training)
+    from nnjax import (activations, cache, checkpoint, checks, data, describe, diagnostics, initializers, losses,
+                       metrics, model, optim, parallel, perceptron, plots, population, runs, saved, sklearn, sweeps,
+                       text, training)
     from nnjax.describe import Summary, summary
     from nnjax.saved import SavedModel, load
     from nnjax.diagnose import Diagnosis, diagnose

@@ -259,10 +259,10 @@ def check_split(test: Any, validation: Any, names: tuple[str, str] = ("test_frac
     Both shares may be 0 (train on everything, nothing held out).
 
     Example:
-      >>> check_split(0.6, 0.5, ("--test-fraction", "--validation-fraction"))
+      >>> check_split(0.6, 0.5)
       Traceback (most recent call last):
       ...
-      ValueError: --test-fraction + --validation-fraction: expected a sum below 1 (rows must remain to train on), got 1.1
+      ValueError: test_fraction + validation_fraction: expected a sum below 1 (rows must remain to train on), got 1.1
     """
     for value, name in zip((test, validation), names):
         check_fraction(value, name)

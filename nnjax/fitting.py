@@ -105,8 +105,8 @@ def _check_classes(y: np.ndarray, loss: losses.Loss, k: int) -> None:
     if loss.name != "softmax_cross_entropy":
         return
     if k < 2:
-        raise ValueError(f"net: softmax classification needs at least 2 outputs, got {k}; for one class there "
-                         "is nothing to learn")
+        raise ValueError(f"net: expected at least 2 outputs for softmax classification, got {k}; for one "
+                         "class there is nothing to learn")
     checks.check_classes(y.argmax(-1) if y.ndim == 2 else y, "y")
 
 

@@ -45,13 +45,15 @@ FLAG_NAMES = {"learning_rate": "--lr", "momentum": "--momentum", "clip_norm": "-
 
 def _check_args(args: argparse.Namespace) -> None:
     """Every number of the command line, by the rules the API and the estimators share."""
+    _check(args.epochs >= 1, "--epochs", "an integer >= 1", args.epochs)
+    _check(args.batch_size >= 1, "--batch-size", "an integer >= 1", args.batch_size)
+    _check(args.optimizer in optim.OPTIMIZERS, "--optimizer", f"one of {', '.join(optim.OPTIMIZERS)}", args.optimizer)
+    _check(args.schedule in optim.SCHEDULES, "--schedule", f"one of {', '.join(optim.SCHEDULES)}", args.schedule)
     _check(args.seeds >= 1, "--seeds", "an integer >= 1", args.seeds)
     _check(args.checkpoint_every >= 0, "--checkpoint-every", "an integer >= 0", args.checkpoint_every)
     _check(args.progress_every >= 0, "--progress-every", "an integer >= 0", args.progress_every)
     _check(args.early_stopping >= 0, "--early-stopping", "a patience >= 0 (0: off)", args.early_stopping)
     try:
-        checks.check_count("epochs", args.epochs, "--epochs")
-        checks.check_count("batch_size", args.batch_size, "--batch-size")
         checks.check_optimizer(learning_rate=args.lr, momentum=args.momentum, clip_norm=args.clip_norm,
                                clip_value=args.clip_value, names=FLAG_NAMES)
         # --decay-epochs and --warmup-epochs count epochs; every schedule's are checked, used or not

@@ -376,7 +376,9 @@ def _report(summary: dict, args: argparse.Namespace) -> None:
         split = next((s for s in ("test", "validation", "train") if f"{s}_{metric}" in summary), "train")
         print(f"trained {'-'.join(map(str, summary['sizes']))} on {summary['data']}: {summary['epochs_run']} epochs "
               f"in {summary['train_seconds']:.1f} s")
+        held_out = "" if split != "train" else " (nothing held out: scored on the data it trained on)"
         print(f"{split} {metric} {summary[f'{split}_{metric}']:.4f}, {split} loss {summary[f'{split}_loss']:.4f}"
+              + held_out
               + (f" (best of {summary['seeds']} seeds)" if summary["seeds"] > 1 else "")
               + (f"; gradients: {summary['diagnosis']}" if summary["diagnosis"] else ""))
         print(f"run directory: {summary['run_dir']}")
