@@ -154,12 +154,12 @@ def population_size(keys: Any) -> int:
 
 def _check_hyperparameter(name: str, value: Any, size: int) -> np.ndarray:
     """A float32 array with a leading population axis, range-checked on the host."""
+    checks.check(name, value, name)  # the rules every entry point shares, on the values as given
     arr = np.asarray(value, np.float32)
     if arr.ndim == 0:
         arr = np.broadcast_to(arr, (size,))
     elif arr.shape[0] != size or arr.ndim > (2 if name == "dropout" else 1):
         raise ValueError(f"{name}: expected a scalar or shape ({size},) (one per member), got shape {arr.shape}")
-    checks.check(name, arr, name)  # the rules every entry point shares
     return np.ascontiguousarray(arr)
 
 
