@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 # Submodules and names load on first use (PEP 562), so ``import nnjax`` and ``nnjax --help``
 # cost no JAX import until something that needs JAX is touched.
 _SUBMODULES = (
-    "activations", "cache", "checkpoint", "data", "describe", "diagnostics", "initializers", "losses", "metrics",
-    "model", "optim", "parallel", "perceptron", "plots", "population", "runs", "saved", "sklearn", "sweeps",
+    "activations", "cache", "checkpoint", "checks", "data", "describe", "diagnostics", "initializers", "losses",
+    "metrics", "model", "optim", "parallel", "perceptron", "plots", "population", "runs", "saved", "sklearn", "sweeps",
     "tensorboard", "text", "training",
 )
 _NAMES = {
@@ -50,8 +50,8 @@ _NAMES = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from nnjax import (activations, cache, checkpoint, data, describe, diagnostics, initializers, losses, metrics,
-                       model, optim, parallel, perceptron, plots, population, runs, saved, sklearn, sweeps,
+    from nnjax import (activations, cache, checkpoint, checks, data, describe, diagnostics, initializers, losses,
+                       metrics, model, optim, parallel, perceptron, plots, population, runs, saved, sklearn, sweeps,
                        tensorboard, text, training)
     from nnjax.describe import Summary, summary
     from nnjax.saved import SavedModel, load

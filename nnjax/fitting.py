@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax import cache, losses, optim
+from nnjax import cache, checks, losses, optim
 from nnjax._typing import Params, PRNGKey, State
 from nnjax.data import validation as data_lib
 from nnjax.model import as_model
@@ -96,11 +96,7 @@ def _class_weights(y: Any, class_weight: dict | None, sample_weight: Any) -> Any
         return sample_weight
     labels = np.asarray(y)
     labels = labels.argmax(-1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels))
-    known = set(np.unique(labels).tolist())
-    for label, weight in class_weight.items():
-        if label not in known:
-            raise ValueError(f"class_weight: expected labels that occur in y ({sorted(known)[:20]}), got {label!r}")
-        data_lib.check_positive(weight, f"class_weight[{label!r}]", allow_zero=True)
+    class_weight = checks.check_class_weight(class_weight, labels)
     per_row = np.array([class_weight.get(int(c), 1.0) for c in labels], np.float32)
     return per_row if sample_weight is None else per_row * np.asarray(sample_weight, np.float32)
 
@@ -108,12 +104,10 @@ def _class_weights(y: Any, class_weight: dict | None, sample_weight: Any) -> Any
 def _check_classes(y: np.ndarray, loss: losses.Loss, k: int) -> None:
     if loss.name != "softmax_cross_entropy":
         return
-    labels = y.argmax(-1) if y.ndim == 2 else y
     if k < 2:
-        raise ValueError(f"net: softmax classification needs at least 2 outputs, got {k}; for one class there "
-                         "is nothing to learn")
-    if np.unique(labels).size < 2:
-        raise ValueError(f"y: expected at least 2 classes for classification, got only class {int(labels.flat[0])}")
+        raise ValueError(f"net: expected at least 2 outputs for softmax classification, got {k}; for one "
+                         "class there is nothing to learn")
+    checks.check_classes(y.argmax(-1) if y.ndim == 2 else y, "y")
 
 
 def prepare(net: Any, data: tuple[Any, Any], *, loss: Any, sample_weight: Any = None, class_weight: dict | None = None,
@@ -174,18 +168,12 @@ def hyperparameters(l1: Any = 0.0, l2: Any = 0.0, dropout: Any = None) -> HyperP
     """
     values = {}
     for name, value in (("l1", l1), ("l2", l2)):
-        if _is_concrete(value):
-            arr = np.asarray(value, np.float64)
-            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-                raise ValueError(f"{name}: expected a finite penalty >= 0, got {value}")
-            if np.all(arr == 0):
-                continue  # a static 0 costs nothing
+        checks.check(name, value)
+        if _is_concrete(value) and np.all(np.asarray(value) == 0):
+            continue  # a static 0 costs nothing
         values[name] = jnp.asarray(value, jnp.float32)
     if dropout is not None:
-        if _is_concrete(dropout):
-            rates = np.atleast_1d(np.asarray(dropout, np.float64))
-            if not np.all(np.isfinite(rates)) or np.any(rates < 0) or np.any(rates >= 1):
-                raise ValueError(f"dropout: expected rates in [0, 1) (probability of dropping a unit), got {dropout}")
+        checks.check("dropout", dropout)
         values["dropout"] = jnp.asarray(dropout, jnp.float32)
     return HyperParams(**values)
 
@@ -301,9 +289,7 @@ def fit(
     model = as_model(net)
     loss_obj = losses.resolve(loss)
     if isinstance(optimizer, str):
-        if _is_concrete(learning_rate) and not callable(learning_rate):
-            data_lib.check_positive(learning_rate, "learning_rate")
-        optimizer = optim.make(optimizer, learning_rate)
+        optimizer = optim.make(optimizer, learning_rate)  # checks learning_rate (nnjax.checks)
     elif not hasattr(optimizer, "update") or not hasattr(optimizer, "init"):
         raise ValueError(f"optimizer: expected an optax.GradientTransformation or a name from "
                          f"{', '.join(optim.OPTIMIZERS)}, got {optimizer!r}")
@@ -330,7 +316,7 @@ def fit(
     if resume is not None:
         key = resume.key if key is None else key
         ts = resume.train_state
-        _check_resume(ts, model)
+        _check_resume(ts, model, optimizer)
     else:
         if key is None:
             raise ValueError("key: expected a jax PRNG key (e.g. jax.random.key(0)), got None")
@@ -350,14 +336,19 @@ def fit(
     return run_compiled(cfg, key, prepared, hp, ts)
 
 
-def _check_resume(ts: TrainState, model: Any) -> None:
-    """A resumed state must have the parameters this model makes (same shapes and structure)."""
+def _check_resume(ts: TrainState, model: Any, optimizer: Any) -> None:
+    """A resumed state must be one this model and optimizer make (same structure and shapes)."""
     want = jax.eval_shape(model.init, jax.random.key(0))
     got_shapes = jax.tree.map(lambda a: tuple(jnp.shape(a)), ts.params)
     want_shapes = jax.tree.map(lambda a: tuple(a.shape), want)
     if jax.tree.structure(got_shapes) != jax.tree.structure(want_shapes) or got_shapes != want_shapes:
         raise ValueError(f"resume: expected a result of this network (parameter shapes {want_shapes}), "
                          f"got one with parameter shapes {got_shapes}")
+    want_opt = jax.eval_shape(optimizer.init, want)
+    if jax.tree.structure(want_opt) != jax.tree.structure(ts.opt_state):
+        raise ValueError("resume: expected a result trained with this optimizer (the same kind, clipping and "
+                         "schedule), got one whose optimizer state has another structure; pass the optimizer "
+                         "the run was started with")
 
 
 def _result(cfg: FitConfig, key, ts: TrainState, history: dict) -> FitResult:

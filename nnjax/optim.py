@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from nnjax import checks
+
 __all__ = ["OPTIMIZERS", "SCHEDULES", "ByValue", "by_value", "make", "schedule", "with_clipping"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
@@ -50,10 +52,12 @@ def schedule(
       steps: total optimiser steps (cosine schedules).
 
     Raises:
-      ValueError: for an unknown name or a missing length argument.
+      ValueError: for an unknown name, a missing length argument or a value outside its rule
+        (:mod:`nnjax.checks`: ``learning_rate`` finite and > 0, ``decay_rate`` in (0, 1],
+        ``final_fraction`` in [0, 1], lengths integers >= 1, ``warmup_steps`` >= 0).
     """
-    if learning_rate <= 0:
-        raise ValueError(f"learning_rate: expected a positive number, got {learning_rate}")
+    checks.check_schedule(learning_rate=learning_rate, decay_rate=decay_rate, final_fraction=final_fraction,
+                          steps=steps, decay_steps=decay_steps, warmup_steps=warmup_steps)
     if name == "constant":
         return optax.constant_schedule(learning_rate)
     if name == "exponential":
@@ -75,8 +79,8 @@ def schedule(
 
 
 def _need(value: Any, name: str) -> int:
-    if value is None or int(value) <= 0:
-        raise ValueError(f"{name}: expected a positive number of steps for this schedule, got {value}")
+    if value is None:
+        raise ValueError(f"{name}: expected a number of steps for this schedule, got None")
     return int(value)
 
 
@@ -102,7 +106,22 @@ def make(
       weight_decay: for "adamw" (decoupled).
       clip_norm: clip the gradients' global norm to this value first.
       clip_value: clip each gradient entry to [-clip_value, clip_value] first.
+
+    Raises:
+      ValueError: for an unknown name or a number outside its rule (:mod:`nnjax.checks`): a
+        learning rate, epsilon or clip that is not finite and > 0, a momentum or beta outside
+        [0, 1), a negative weight decay.
+
+    Example:
+      >>> make("sgd", -0.1)
+      Traceback (most recent call last):
+      ...
+      ValueError: learning_rate: expected a finite number > 0, got -0.1
     """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)} or an optax transformation, got {name!r}")
+    checks.check_optimizer(learning_rate=learning_rate, momentum=momentum, beta_1=beta_1, beta_2=beta_2,
+                           epsilon=epsilon, weight_decay=weight_decay, clip_norm=clip_norm, clip_value=clip_value)
     # The numbers live in the optimizer state (optax.inject_hyperparams), not in the program:
     # every learning rate, momentum or beta compiles the same training program.
     inject = optax.inject_hyperparams
@@ -131,14 +150,11 @@ def with_clipping(
     tx: optax.GradientTransformation, *, clip_norm: float | None = None, clip_value: float | None = None
 ) -> optax.GradientTransformation:
     """``tx`` preceded by global-norm and/or elementwise clipping (unchanged when both are None)."""
+    checks.check_optimizer(clip_norm=clip_norm, clip_value=clip_value)
     parts = []
     if clip_value is not None:
-        if clip_value <= 0:
-            raise ValueError(f"clip_value: expected a positive number, got {clip_value}")
         parts.append(optax.clip(clip_value))
     if clip_norm is not None:
-        if clip_norm <= 0:
-            raise ValueError(f"clip_norm: expected a positive number, got {clip_norm}")
         parts.append(optax.clip_by_global_norm(clip_norm))
     return optax.chain(*parts, tx) if parts else tx
 

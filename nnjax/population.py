@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax import losses, optim
+from nnjax import checks, losses, optim
 from nnjax import parallel as parallel_lib
 from nnjax._typing import Params, PRNGKey
 from nnjax.fitting import FitResult, fit, prepare
@@ -154,17 +154,12 @@ def population_size(keys: Any) -> int:
 
 def _check_hyperparameter(name: str, value: Any, size: int) -> np.ndarray:
     """A float32 array with a leading population axis, range-checked on the host."""
+    checks.check(name, value, name)  # the rules every entry point shares, on the values as given
     arr = np.asarray(value, np.float32)
     if arr.ndim == 0:
         arr = np.broadcast_to(arr, (size,))
     elif arr.shape[0] != size or arr.ndim > (2 if name == "dropout" else 1):
         raise ValueError(f"{name}: expected a scalar or shape ({size},) (one per member), got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: expected finite values, got {value}")
-    low_ok = {"learning_rate": arr > 0, "init_scale": arr > 0, "dropout": (arr >= 0) & (arr < 1)}.get(name, arr >= 0)
-    if not np.all(low_ok):
-        expected = {"learning_rate": "> 0", "init_scale": "> 0", "dropout": "in [0, 1) (probability of dropping)"}
-        raise ValueError(f"{name}: expected values {expected.get(name, '>= 0')}, got {value}")
     return np.ascontiguousarray(arr)
 
 

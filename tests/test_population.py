@@ -139,11 +139,12 @@ def test_select_slices_every_leaf(pop):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(learning_rate=[0.1, -0.1, 0.1, 0.1]), "learning_rate: expected values > 0"),
-        (dict(dropout=1.0), r"dropout: expected values in \[0, 1\)"),
+        (dict(learning_rate=[0.1, -0.1, 0.1, 0.1]),
+         "learning_rate: expected a finite number > 0 everywhere, got -0.1 at flat index 1"),
+        (dict(dropout=1.0), r"dropout: expected a number in \[0, 1\)"),
         (dict(l2=[0.0, 0.1]), r"l2: expected a scalar or shape \(4,\)"),
-        (dict(l1=-1.0), "l1: expected values >= 0"),
-        (dict(init_scale=0.0), "init_scale: expected values > 0"),
+        (dict(l1=-1.0), "l1: expected a finite number >= 0, got -1.0"),
+        (dict(init_scale=0.0), "init_scale: expected a finite number > 0, got 0.0"),
         (dict(optimizer=optax.sgd(0.1), learning_rate=0.1), "learning_rate: a fixed optax optimizer"),
         (dict(params=[]), "params: not accepted"),
         (dict(progress=True), "progress: not accepted"),

@@ -348,7 +348,7 @@ def test_verbose_prints_every_epoch(capsys):
     (dict(solver="lbfgs"), "solver: expected one of 'sgd', 'adam'"),
     (dict(learning_rate="adaptive"), "learning_rate"),
     (dict(hidden_layer_sizes=(4, 0)), "hidden_layer_sizes: expected positive integers"),
-    (dict(alpha=-1.0), r"alpha: expected a value in \[0.0, inf\)"),
+    (dict(alpha=-1.0), "alpha: expected a finite number >= 0, got -1.0"),
     (dict(n_seeds=0), "n_seeds"),
     (dict(activation="swish"), "unknown activation"),
     (dict(max_iter=2.5), "max_iter: expected an integer"),

@@ -175,9 +175,11 @@ def _apply_saved_args(parser, argv, saved: dict, first: argparse.Namespace, *, r
         changed = sorted(k for k in known - _CHANGEABLE_ON_RESUME - RUN_CONTROL
                          if getattr(first, k) != defaults[k] and getattr(first, k) != saved.get(k, defaults[k]))
         if changed:
-            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+            flags = ", ".join(f"--{k.replace('_', '-')} {getattr(first, k)} (the run has {saved.get(k, defaults[k])})"
+                              for k in changed)
             raise UsageError(f"--resume: expected only --epochs and run flags, got {flags}; a resumed run keeps its "
-                             "settings (start a new run with --config DIR/config.json to change them)")
+                             "network, loss, features and optimizer (start a new run with --config DIR/config.json "
+                             "to change them)")
     train.set_defaults(**saved)
     try:
         return parser.parse_args(argv)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import pathlib
+import re
 from typing import Any, NamedTuple
 
+import numpy as np
 
 import nnjax
-from nnjax import optim, runs, saved
+from nnjax import checks, optim, runs, saved
 from nnjax.cli._errors import UsageError
 
 __all__ = ["Setup", "build_net", "load_splits", "make_setup"]
@@ -36,23 +37,33 @@ def _check(ok: bool, flag: str, expected: str, got: Any) -> None:
         raise UsageError(f"{flag}: expected {expected}, got {got!r}")
 
 
+#: Each setting's name on the command line, for the shared rules' messages (nnjax.checks).
+FLAG_NAMES = {"learning_rate": "--lr", "momentum": "--momentum", "clip_norm": "--clip-norm",
+              "clip_value": "--clip-value", "decay_rate": "--decay-rate", "decay_steps": "--decay-epochs",
+              "warmup_steps": "--warmup-epochs"}
+
+
 def _check_args(args: argparse.Namespace) -> None:
+    """Every number of the command line, by the rules the API and the estimators share."""
     _check(args.epochs >= 1, "--epochs", "an integer >= 1", args.epochs)
     _check(args.batch_size >= 1, "--batch-size", "an integer >= 1", args.batch_size)
+    _check(args.optimizer in optim.OPTIMIZERS, "--optimizer", f"one of {', '.join(optim.OPTIMIZERS)}", args.optimizer)
+    _check(args.schedule in optim.SCHEDULES, "--schedule", f"one of {', '.join(optim.SCHEDULES)}", args.schedule)
     _check(args.seeds >= 1, "--seeds", "an integer >= 1", args.seeds)
     _check(args.checkpoint_every >= 0, "--checkpoint-every", "an integer >= 0", args.checkpoint_every)
     _check(args.progress_every >= 0, "--progress-every", "an integer >= 0", args.progress_every)
     _check(args.early_stopping >= 0, "--early-stopping", "a patience >= 0 (0: off)", args.early_stopping)
-    _check(args.lr > 0 and math.isfinite(args.lr), "--lr", "a positive learning rate", args.lr)
-    for flag in ("l1", "l2", "min_delta"):
-        value = getattr(args, flag)
-        _check(value >= 0 and math.isfinite(value), "--" + flag.replace("_", "-"), "a number >= 0", value)
-    for flag in ("test_fraction", "validation_fraction"):
-        value = getattr(args, flag)
-        _check(0 <= value < 1, "--" + flag.replace("_", "-"), "a fraction in [0, 1)", value)
-    left = 1.0 - args.test_fraction - args.validation_fraction
-    _check(left > 0, "--test-fraction + --validation-fraction", "a sum below 1 (rows must remain to train on)",
-           args.test_fraction + args.validation_fraction)
+    try:
+        checks.check_optimizer(learning_rate=args.lr, momentum=args.momentum, clip_norm=args.clip_norm,
+                               clip_value=args.clip_value, names=FLAG_NAMES)
+        # --decay-epochs and --warmup-epochs count epochs; every schedule's are checked, used or not
+        checks.check_schedule(decay_rate=args.decay_rate, decay_steps=args.decay_epochs,
+                              warmup_steps=args.warmup_epochs, names=FLAG_NAMES)
+        for flag in ("l1", "l2", "min_delta"):
+            checks.check(flag, getattr(args, flag), "--" + flag.replace("_", "-"))
+        checks.check_split(args.test_fraction, args.validation_fraction, ("--test-fraction", "--validation-fraction"))
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
 
 
 def _load_data(args: argparse.Namespace) -> tuple[Any, dict]:
@@ -60,6 +71,8 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, dict]:
     if not args.data:
         return nnjax.data.load_dataset(args.dataset, seed=args.seed), {"kind": "dataset", "name": args.dataset}
     path = pathlib.Path(args.data)
+    if path.is_dir():
+        raise UsageError(f"--data: expected a file, got a directory {args.data!r}")
     if not path.is_file():
         raise UsageError(f"--data: no such file {args.data!r}")
     suffix = path.suffix.lower()
@@ -100,12 +113,33 @@ def build_net(args: Any, prep: runs.Preprocessing) -> nnjax.MLP:
         raise UsageError(str(err)) from None
 
 
+_SPLIT_FLAGS = {"train": "--test-fraction + --validation-fraction", "validation": "--validation-fraction",
+                "test": "--test-fraction"}
+
+
 def _split(args: argparse.Namespace, dataset: Any) -> dict:
+    """The train/validation/test splits asked for; with both fractions 0, every row trains."""
     fractions = [1.0 - args.test_fraction - args.validation_fraction, args.validation_fraction, args.test_fraction]
     names = [n for n, f in zip(("train", "validation", "test"), fractions) if f > 0]
+    if names == ["train"]:
+        return {"train": (dataset.x, dataset.y)}  # nothing held out; fit reshuffles every epoch
     stratify = dataset.y if dataset.task == "classification" else None
-    parts = nnjax.data.split(args.seed, dataset.x, dataset.y, fractions=[f for f in fractions if f > 0],
-                             stratify=stratify)
+    try:
+        parts = nnjax.data.split(args.seed, dataset.x, dataset.y, fractions=[f for f in fractions if f > 0],
+                                 stratify=stratify)
+    except ValueError as err:
+        empty = re.match(r"fractions: part (\d+) ", str(err))
+        if empty is None:
+            raise
+        name = names[int(empty.group(1))]
+        rows = f"{len(dataset.x)} rows"
+        if stratify is not None:
+            counts = np.unique(np.asarray(dataset.y).astype(str), return_counts=True)[1]
+            rows += f" in {len(counts)} classes of {counts.min()} to {counts.max()} rows, split by class"
+        fix = ("lower them" if name == "train" else
+               f"raise {_SPLIT_FLAGS[name]}, set it to 0 for no {name} split")
+        raise UsageError(f"{_SPLIT_FLAGS[name]}: the {name} split would have no rows ({rows}); {fix}, or use more "
+                         "data") from None
     return dict(zip(names, parts))
 
 
@@ -113,7 +147,7 @@ def _optimizer(args: argparse.Namespace, steps_per_epoch: int) -> Any:
     schedule = None
     if args.schedule != "constant":
         schedule = (args.schedule, args.epochs * steps_per_epoch, args.decay_rate,
-                    max(args.decay_epochs, 1) * steps_per_epoch, args.warmup_epochs * steps_per_epoch)
+                    args.decay_epochs * steps_per_epoch, args.warmup_epochs * steps_per_epoch)
     return _cached_optimizer(args.optimizer, args.lr, args.momentum, args.clip_norm, args.clip_value, schedule)
 
 
@@ -134,6 +168,11 @@ def load_splits(args: argparse.Namespace) -> tuple[Any, dict, dict]:
     """Checks the arguments, loads the data and splits it: ``(dataset, source, {split: (x_raw, y)})``."""
     _check_args(args)
     dataset, source = _load_data(args)
+    if dataset.task == "classification" and dataset.n_classes < 2:
+        flag = f"--target {args.target or 'y'}" if args.data else "--dataset"
+        only = f"only class {dataset.target_names[0]!r}" if dataset.target_names else "no rows"
+        raise UsageError(f"{flag}: expected at least 2 classes for classification, got {only}; there is nothing "
+                         "to learn (for a numeric target, use --task regression)")
     return dataset, source, _split(args, dataset)
 
 

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import datetime
 import math
+import os
 import pathlib
 import shutil
 import sys
@@ -386,6 +387,17 @@ def _check_resumable(setup: Setup, run_dir: pathlib.Path) -> None:
                          "epochs; a resumed run cannot change its length")
 
 
+def _check_writable(run_dir: pathlib.Path) -> None:
+    """A run directory can be created under its nearest existing ancestor (checked before any write)."""
+    ancestor = run_dir
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise UsageError(f"--out: cannot create {str(run_dir)!r}: {str(ancestor)!r} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"--out: cannot create {str(run_dir)!r}: no permission to write in {str(ancestor)!r}")
+
+
 def _report(summary: dict, args: argparse.Namespace) -> None:
     if args.json:
         import json
@@ -397,7 +409,9 @@ def _report(summary: dict, args: argparse.Namespace) -> None:
         split = next((s for s in ("test", "validation", "train") if f"{s}_{metric}" in summary), "train")
         print(f"trained {'-'.join(map(str, summary['sizes']))} on {summary['data']}: {summary['epochs_run']} epochs "
               f"in {summary['train_seconds']:.1f} s")
+        held_out = "" if split != "train" else " (nothing held out: scored on the data it trained on)"
         print(f"{split} {metric} {summary[f'{split}_{metric}']:.4f}, {split} loss {summary[f'{split}_loss']:.4f}"
+              + held_out
               + (f" (best of {summary['seeds']} seeds)" if summary["seeds"] > 1 else "")
               + (f"; gradients: {summary['diagnosis']}" if summary["diagnosis"] else ""))
         print(f"run directory: {summary['run_dir']}")
@@ -413,16 +427,26 @@ def train(args: argparse.Namespace) -> int:
         run_dir, created = pathlib.Path(args.resume), False
         _check_resumable(setup, run_dir)
         restored = _restore(setup, run_dir / runs.CHECKPOINTS)  # reads only: a damaged checkpoint stops here
+        done = restored[1]
+        if args.epochs < done:
+            raise UsageError(f"--epochs: expected at least the {done} epochs already trained (a resumed run trains "
+                             f"up to --epochs), got {args.epochs}")
     else:
         run_dir = pathlib.Path(args.out) if args.out else _default_out(setup)
         if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
             raise UsageError(f"--out: {str(run_dir)!r} exists and is not empty; choose another directory or "
                              f"continue it with --resume {run_dir}")
+        _check_writable(run_dir)
         created = not run_dir.exists()
     try:
         ckpt_dir = run_dir / runs.CHECKPOINTS
-        runs.write_json(run_dir / runs.CONFIG, _config(setup))
-        runs.write_json(run_dir / runs.PREPROCESSING, setup.prep._asdict())
+        try:
+            runs.write_json(run_dir / runs.CONFIG, _config(setup))
+            runs.write_json(run_dir / runs.PREPROCESSING, setup.prep._asdict())
+        except OSError as err:
+            flag = "--resume" if args.resume else "--out"
+            raise UsageError(f"{flag}: cannot write the run directory {str(run_dir)!r} "
+                             f"({err.strerror or type(err).__name__})") from None
         result, done, step = restored
         if args.resume:
             _set_aside_newer(run_dir, step)

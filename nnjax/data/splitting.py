@@ -143,6 +143,7 @@ def split(
     for j in range(len(shares)):
         rows = order[part[order] == j]  # keep the shuffled order, not the class order
         if len(rows) == 0:
-            raise ValueError(f"fractions: part {j} of {tuple(fractions)} would be empty with {n} rows; use more data")
+            shown = ", ".join(f"{f:g}" for f in shares)
+            raise ValueError(f"fractions: part {j} of ({shown}) would be empty with {n} rows; use more data")
         parts.append(tuple(arr[rows] for arr in data))
     return tuple(parts)

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax import activations, initializers
+from nnjax import activations, checks, initializers
 from nnjax.training import EarlyStopping
 
 __all__ = ["Settings", "batch_size", "check_settings", "early_stopping", "l2_strength", "optimizer"]
@@ -71,10 +71,18 @@ def _number(est: Any, name: str, *, low: float = 0.0, high: float = np.inf, low_
         raise TypeError(f"{name}: expected {expected}, got {value!r} of type {type(value).__name__}")
     below = value <= low if low_open else value < low
     above = value >= high if high_open else value > high
-    if below or above:
+    if below or above or value != value:  # NaN is in no interval
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == np.inf else ']'}"
         raise ValueError(f"{name}: expected a value in {interval}, got {value!r}")
     return value
+
+
+def _rule(est: Any, name: str, rule: str | None = None) -> float:
+    """A real hyper-parameter checked by the rule every entry point shares (:mod:`nnjax.checks`)."""
+    value = getattr(est, name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {value!r} of type {type(value).__name__}")
+    return checks.check(rule or name, value, name)
 
 
 def _choice(est: Any, name: str, options: tuple[str, ...], hint: str = "") -> str:
@@ -119,15 +127,11 @@ def check_settings(est: Any) -> Settings:
     for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping", "batch_norm"):
         _flag(est, name)
     _number(est, "power_t")
-    _number(est, "momentum", high=1.0)
-    _number(est, "beta_1", high=1.0, high_open=True)
-    _number(est, "beta_2", high=1.0, high_open=True)
-    _number(est, "epsilon", low_open=True)
-    _number(est, "l1")
-    _number(est, "dropout", high=1.0, high_open=True)
+    for name in ("momentum", "beta_1", "beta_2", "epsilon", "l1", "dropout"):
+        _rule(est, name)
     for name in ("clip_norm", "clip_value"):
         if getattr(est, name) is not None:
-            _number(est, name, low_open=True)
+            _rule(est, name)
     n_iter_no_change = est.n_iter_no_change
     if not (isinstance(n_iter_no_change, float) and n_iter_no_change == np.inf):
         n_iter_no_change = _number(est, "n_iter_no_change", low=1, integer=True)
@@ -135,8 +139,8 @@ def check_settings(est: Any) -> Settings:
         hidden=_hidden_sizes(est.hidden_layer_sizes),
         activation=activation,
         solver=solver,
-        alpha=float(_number(est, "alpha")),
-        learning_rate_init=float(_number(est, "learning_rate_init", low_open=True)),
+        alpha=_rule(est, "alpha"),
+        learning_rate_init=_rule(est, "learning_rate_init", "learning_rate"),
         max_iter=int(_number(est, "max_iter", low=1, integer=True)),
         tol=float(_number(est, "tol")),
         n_iter_no_change=n_iter_no_change,
