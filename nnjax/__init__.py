@@ -96,6 +96,7 @@ __all__ = [
     "best_index",
     "cache",
     "checkpoint",
+    "checks",
     "data",
     "describe",
     "diagnose",
