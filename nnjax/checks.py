@@ -38,9 +38,13 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
-__all__ = ["COUNTS", "RULES", "Rule", "check", "check_class_weight", "check_classes", "check_count",
+__all__ = ["COUNTS", "OPTIMIZERS", "RULES", "Rule", "SCHEDULES", "check", "check_class_weight", "check_classes", "check_count",
            "check_fraction", "check_optimizer", "check_positive", "check_positive_int", "check_schedule",
            "check_split", "is_traced"]
+
+#: Optimizer and schedule names that :func:`nnjax.optim.make` and :func:`nnjax.optim.schedule` build.
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "exponential", "cosine", "step", "piecewise", "warmup_cosine")
 
 
 class Rule(NamedTuple):

@@ -25,8 +25,7 @@ from nnjax import checks
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "ByValue", "by_value", "make", "schedule", "with_clipping"]
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("constant", "exponential", "cosine", "step", "piecewise", "warmup_cosine")
+OPTIMIZERS, SCHEDULES = checks.OPTIMIZERS, checks.SCHEDULES  # the names the shared checks accept
 
 
 def schedule(

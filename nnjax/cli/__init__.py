@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         if args.command == "train":
+            from nnjax.cli._checks import check_args
+
+            check_args(args)  # bad numbers are answered before JAX is imported
             from nnjax.cli import _train
 
             return _train.train(args)

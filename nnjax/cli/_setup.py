@@ -15,6 +15,7 @@ import numpy as np
 
 import nnjax
 from nnjax import checks, optim, runs, saved
+from nnjax.cli._checks import check_args, check as _check
 from nnjax.cli._errors import UsageError
 
 __all__ = ["Setup", "build_net", "load_splits", "make_setup"]
@@ -30,40 +31,6 @@ class Setup(NamedTuple):
     net: nnjax.MLP
     optimizer: Any
     fit_kwargs: dict
-
-
-def _check(ok: bool, flag: str, expected: str, got: Any) -> None:
-    if not ok:
-        raise UsageError(f"{flag}: expected {expected}, got {got!r}")
-
-
-#: Each setting's name on the command line, for the shared rules' messages (nnjax.checks).
-FLAG_NAMES = {"learning_rate": "--lr", "momentum": "--momentum", "clip_norm": "--clip-norm",
-              "clip_value": "--clip-value", "decay_rate": "--decay-rate", "decay_steps": "--decay-epochs",
-              "warmup_steps": "--warmup-epochs"}
-
-
-def _check_args(args: argparse.Namespace) -> None:
-    """Every number of the command line, by the rules the API and the estimators share."""
-    _check(args.epochs >= 1, "--epochs", "an integer >= 1", args.epochs)
-    _check(args.batch_size >= 1, "--batch-size", "an integer >= 1", args.batch_size)
-    _check(args.optimizer in optim.OPTIMIZERS, "--optimizer", f"one of {', '.join(optim.OPTIMIZERS)}", args.optimizer)
-    _check(args.schedule in optim.SCHEDULES, "--schedule", f"one of {', '.join(optim.SCHEDULES)}", args.schedule)
-    _check(args.seeds >= 1, "--seeds", "an integer >= 1", args.seeds)
-    _check(args.checkpoint_every >= 0, "--checkpoint-every", "an integer >= 0", args.checkpoint_every)
-    _check(args.progress_every >= 0, "--progress-every", "an integer >= 0", args.progress_every)
-    _check(args.early_stopping >= 0, "--early-stopping", "a patience >= 0 (0: off)", args.early_stopping)
-    try:
-        checks.check_optimizer(learning_rate=args.lr, momentum=args.momentum, clip_norm=args.clip_norm,
-                               clip_value=args.clip_value, names=FLAG_NAMES)
-        # --decay-epochs and --warmup-epochs count epochs; every schedule's are checked, used or not
-        checks.check_schedule(decay_rate=args.decay_rate, decay_steps=args.decay_epochs,
-                              warmup_steps=args.warmup_epochs, names=FLAG_NAMES)
-        for flag in ("l1", "l2", "min_delta"):
-            checks.check(flag, getattr(args, flag), "--" + flag.replace("_", "-"))
-        checks.check_split(args.test_fraction, args.validation_fraction, ("--test-fraction", "--validation-fraction"))
-    except (TypeError, ValueError) as err:
-        raise UsageError(str(err)) from None
 
 
 def _load_data(args: argparse.Namespace) -> tuple[Any, dict]:
@@ -166,7 +133,7 @@ def _cached_optimizer(name: str, lr: float, momentum: float, clip_norm: float | 
 
 def load_splits(args: argparse.Namespace) -> tuple[Any, dict, dict]:
     """Checks the arguments, loads the data and splits it: ``(dataset, source, {split: (x_raw, y)})``."""
-    _check_args(args)
+    check_args(args)
     dataset, source = _load_data(args)
     if dataset.task == "classification" and dataset.n_classes < 2:
         flag = f"--target {args.target or 'y'}" if args.data else "--dataset"

@@ -1,0 +1,49 @@
+"""``nnjax train``'s number checks, on the standard library and NumPy only.
+
+:func:`nnjax.cli.main` runs them before it imports the training command, so a bad flag is
+answered without importing JAX (in a fraction of a second).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from nnjax import checks
+from nnjax.cli._errors import UsageError
+
+__all__ = ["FLAG_NAMES", "check", "check_args"]
+
+
+def check(ok: bool, flag: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise UsageError(f"{flag}: expected {expected}, got {got!r}")
+
+
+#: Each setting's name on the command line, for the shared rules' messages (nnjax.checks).
+FLAG_NAMES = {"learning_rate": "--lr", "momentum": "--momentum", "clip_norm": "--clip-norm",
+              "clip_value": "--clip-value", "decay_rate": "--decay-rate", "decay_steps": "--decay-epochs",
+              "warmup_steps": "--warmup-epochs"}
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every number of the command line, by the rules the API and the estimators share."""
+    check(args.epochs >= 1, "--epochs", "an integer >= 1", args.epochs)
+    check(args.batch_size >= 1, "--batch-size", "an integer >= 1", args.batch_size)
+    check(args.optimizer in checks.OPTIMIZERS, "--optimizer", f"one of {', '.join(checks.OPTIMIZERS)}", args.optimizer)
+    check(args.schedule in checks.SCHEDULES, "--schedule", f"one of {', '.join(checks.SCHEDULES)}", args.schedule)
+    check(args.seeds >= 1, "--seeds", "an integer >= 1", args.seeds)
+    check(args.checkpoint_every >= 0, "--checkpoint-every", "an integer >= 0", args.checkpoint_every)
+    check(args.progress_every >= 0, "--progress-every", "an integer >= 0", args.progress_every)
+    check(args.early_stopping >= 0, "--early-stopping", "a patience >= 0 (0: off)", args.early_stopping)
+    try:
+        checks.check_optimizer(learning_rate=args.lr, momentum=args.momentum, clip_norm=args.clip_norm,
+                               clip_value=args.clip_value, names=FLAG_NAMES)
+        # --decay-epochs and --warmup-epochs count epochs; every schedule's are checked, used or not
+        checks.check_schedule(decay_rate=args.decay_rate, decay_steps=args.decay_epochs,
+                              warmup_steps=args.warmup_epochs, names=FLAG_NAMES)
+        for flag in ("l1", "l2", "min_delta"):
+            checks.check(flag, getattr(args, flag), "--" + flag.replace("_", "-"))
+        checks.check_split(args.test_fraction, args.validation_fraction, ("--test-fraction", "--validation-fraction"))
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
