@@ -42,7 +42,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable, Sequence
 
 import jax
@@ -211,14 +210,10 @@ class MLP:
 def init(key: PRNGKey, net: MLP) -> Params:
     """Draws the parameters of ``net``: one dict per dense layer, biases zero.
 
-    Layer ``i``'s weights use ``jax.random.fold_in(key, i)``. One compiled program per
-    topology, so :func:`nnjax.fit`'s own start and a call of yours give the same bits.
+    Layer ``i``'s weights use ``jax.random.fold_in(key, i)``. Run op by op (each random draw's
+    small program is compiled once per shape and shared by every topology that has that layer);
+    :func:`nnjax.fit` starts from this same call, so its start and yours give the same bits.
     """
-    return _init(key, net)
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _init(key: PRNGKey, net: MLP) -> Params:
     dtype = jnp.dtype(net.dtype)
     params = []
     for i, (n_in, n_out) in enumerate(zip(net.sizes[:-1], net.sizes[1:])):

@@ -42,7 +42,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Sequence
 
 import jax
@@ -125,11 +124,6 @@ def init(key: PRNGKey, model: EmbeddingBag) -> dict:
 
     The table uses ``fold_in(key, 0)``, the head ``nnjax.init(fold_in(key, 1), model.head)``.
     """
-    return _init(key, model)
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _init(key: PRNGKey, model: EmbeddingBag) -> dict:
     table = model.embedding_stddev * jax.random.normal(jax.random.fold_in(key, 0), (model.n_ids, model.dim))
     table = table.at[PAD_ID].set(0.0)
     return {"embedding": table, "mlp": network.init(jax.random.fold_in(key, 1), model.head)}
