@@ -212,6 +212,9 @@ def is_maximised(metric: str) -> bool:
 
 def accuracy(kind: str | Loss, logits: jax.Array, y: jax.Array) -> jax.Array:
     """Per-example correctness (1.0 or 0.0) for the classification loss ``kind``."""
+    name = _ALIASES.get(kind, kind) if isinstance(kind, str) else None
+    if name is not None and name not in _REGISTRY:
+        raise ValueError(f"accuracy is defined for classification losses, got {kind!r}")
     return resolve(kind).accuracy(logits, y)
 
 

@@ -115,22 +115,6 @@ def test_first_calls_ran_in_fresh_processes_with_the_cache_off(quick_run):
         assert child["cache"]["before"]["nnjax_cache_dir"] == "off"
 
 
-def test_a_warm_cache_process_reads_the_programs_the_first_one_stored():
-    """The warm-cache column's plumbing: one child fills a new cache directory, the next finds its programs."""
-    import dataclasses
-
-    from benchmarks.peers import handwritten_scan
-
-    scan = dataclasses.replace(handwritten_scan.PEERS[0], module="handwritten_scan")
-    found = first_call.measure("w5", [scan], quick=True, warm=True, timeout=240, log=lambda s: None)
-    summary = found[scan.name]
-    assert "error" not in summary["cold"] and not summary["cold"]["cache_enabled"]
-    assert summary["fill"]["cache_enabled"] and summary["fill"]["cache_hits"] == 0
-    warm = summary["warm"]
-    assert "error" not in warm, warm
-    assert warm["cache_enabled"] and warm["cache_hits"] >= 1 and warm["compiles"] >= warm["cache_hits"]
-
-
 def test_step_ops_counted_for_the_tiny_workload(quick_run):
     report, markdown, _ = quick_run
     counts = report["step_ops"]["w5"]
