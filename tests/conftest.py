@@ -58,3 +58,29 @@ def run_example(monkeypatch, tmp_path, capsys):
         return measured, printed
 
     return run
+
+
+@pytest.fixture
+def run_processes():
+    """Starts commands side by side and waits for them all: ``run(commands, env) -> logs``.
+
+    A process still running after ``timeout`` seconds fails the test (and every process is killed);
+    so does a non-zero exit, with every process's output in the message.
+    """
+    import subprocess
+
+    def run(commands: list[list[str]], env: dict, timeout: float = 240) -> list[str]:
+        procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for c in commands]
+        logs = []
+        for p in procs:
+            try:
+                logs.append(p.communicate(timeout=timeout)[0])
+            except subprocess.TimeoutExpired:
+                for q in procs:
+                    q.kill()
+                pytest.fail(f"the {len(procs)}-process run did not finish in {timeout} s:\n" + "\n".join(logs))
+        assert all(p.returncode == 0 for p in procs), "\n----\n".join(logs)
+        return logs
+
+    return run

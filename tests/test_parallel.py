@@ -6,7 +6,6 @@ tests/conftest.py fakes 8 CPU devices (``--xla_force_host_platform_device_count=
 import argparse
 import os
 import socket
-import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -128,7 +127,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_process(tmp_path):
+def test_two_processes_equal_one_process(tmp_path, run_processes):
     # The documented launcher (examples/data_parallel.py) in two local processes of 2 CPU devices each,
     # joined by jax.distributed with gloo CPU collectives. Each process also trains the same model on one
     # local device without any sharding; process 0 saves both.
@@ -136,22 +135,9 @@ def test_two_processes_equal_one_process(tmp_path):
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     env["JAX_PLATFORMS"] = "cpu"
     port = _free_port()
-    procs = [
-        subprocess.Popen([sys.executable, str(ROOT / "examples" / "data_parallel.py"), "--quick", "--fake-devices", "2",
-                          "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i),
-                          "--out", str(tmp_path), "--save", str(tmp_path / "out.npz")],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for i in range(2)
-    ]
-    logs = []
-    for p in procs:
-        try:
-            logs.append(p.communicate(timeout=240)[0])
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            pytest.fail("the 2-process run did not finish in 240 s:\n" + "\n".join(logs))
-    assert all(p.returncode == 0 for p in procs), "\n----\n".join(logs)
+    logs = run_processes([[sys.executable, str(ROOT / "examples" / "data_parallel.py"), "--quick", "--fake-devices", "2",
+                           "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i),
+                           "--out", str(tmp_path), "--save", str(tmp_path / "out.npz")] for i in range(2)], env)
     out = np.load(tmp_path / "out.npz")
     assert (int(out["processes"]), int(out["devices"])) == (2, 4), logs[0]
     np.testing.assert_allclose(out["loss"], out["single"], rtol=1e-5)

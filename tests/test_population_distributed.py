@@ -6,7 +6,6 @@ process with the process index, count and gather injected.
 
 import os
 import socket
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -122,25 +121,15 @@ def _free_port():
 
 
 @pytest.mark.slow
-def test_two_processes_on_127_0_0_1_equal_one_process(tmp_path, one_process):
+def test_two_processes_on_127_0_0_1_equal_one_process(tmp_path, one_process, run_processes):
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
     env.update(PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]), JAX_PLATFORMS="cpu",
                XLA_FLAGS="--xla_backend_optimization_level=0")
     port = _free_port()
-    procs = [subprocess.Popen([sys.executable, str(script), str(port), str(i), str(tmp_path / f"out{i}.npz"),
-                               str(ROOT / "tests")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for i in range(2)]
-    logs = []
-    for p in procs:
-        try:
-            logs.append(p.communicate(timeout=240)[0])
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            pytest.fail("the 2-process run did not finish in 240 s:\n" + "\n".join(logs))
-    assert all(p.returncode == 0 for p in procs), "\n----\n".join(logs)
+    run_processes([[sys.executable, str(script), str(port), str(i), str(tmp_path / f"out{i}.npz"), str(ROOT / "tests")]
+                   for i in range(2)], env)
     want = _leaves(one_process)
     outs = [np.load(tmp_path / f"out{i}.npz") for i in range(2)]
     assert [int(o["processes"]) for o in outs] == [2, 2]
