@@ -102,7 +102,7 @@ def _class_weights(y: Any, class_weight: dict | None, sample_weight: Any) -> Any
 
 
 def _check_classes(y: np.ndarray, loss: losses.Loss, k: int) -> None:
-    if loss.name != "softmax_cross_entropy":
+    if loss.output != "softmax":  # the loss record says whether outputs are classes of a softmax
         return
     if k < 2:
         raise ValueError(f"net: expected at least 2 outputs for softmax classification, got {k}; for one "

@@ -6,7 +6,6 @@ Nothing here writes to disk, so bad input fails before a run directory exists.
 from __future__ import annotations
 
 import argparse
-import functools
 import pathlib
 import re
 from typing import Any, NamedTuple
@@ -111,24 +110,14 @@ def _split(args: argparse.Namespace, dataset: Any) -> dict:
 
 
 def _optimizer(args: argparse.Namespace, steps_per_epoch: int) -> Any:
-    schedule = None
+    rate: Any = args.lr
     if args.schedule != "constant":
-        schedule = (args.schedule, args.epochs * steps_per_epoch, args.decay_rate,
-                    args.decay_epochs * steps_per_epoch, args.warmup_epochs * steps_per_epoch)
-    return _cached_optimizer(args.optimizer, args.lr, args.momentum, args.clip_norm, args.clip_value, schedule)
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_optimizer(name: str, lr: float, momentum: float, clip_norm: float | None, clip_value: float | None,
-                      schedule: tuple | None) -> Any:
-    # jit keys the compiled training program on the optimizer object: equal settings share one
-    # object, so runs in one process (tests, notebooks calling main) compile once.
-    rate: Any = lr
-    if schedule is not None:
-        kind, steps, decay_rate, decay_steps, warmup_steps = schedule
-        rate = optim.schedule(kind, lr, steps=steps, decay_rate=decay_rate, decay_steps=decay_steps,
-                              warmup_steps=warmup_steps)
-    return optim.make(name, rate, momentum=momentum, clip_norm=clip_norm, clip_value=clip_value)
+        rate = optim.schedule(args.schedule, args.lr, steps=args.epochs * steps_per_epoch, decay_rate=args.decay_rate,
+                              decay_steps=args.decay_epochs * steps_per_epoch,
+                              warmup_steps=args.warmup_epochs * steps_per_epoch)
+    # A new object per run is fine: fit compares optimizers by what they compute (optim.by_value).
+    return optim.make(args.optimizer, rate, momentum=args.momentum, clip_norm=args.clip_norm,
+                      clip_value=args.clip_value)
 
 
 def load_splits(args: argparse.Namespace) -> tuple[Any, dict, dict]:

@@ -208,9 +208,9 @@ def optimizer(
 ) -> optax.GradientTransformation:
     """The optax optimizer for these settings, built once and cached.
 
-    ``nnjax.fit`` compiles one program per static configuration, and the
-    optimizer is part of it (compared by identity): handing the same object to
-    every fit with the same settings lets repeated fits reuse the compiled loop.
+    ``nnjax.fit`` compares optimizers by what they compute, and the numbers are
+    injected into the optimizer state, so every learning rate shares one compiled
+    loop; the cache only spares ``nnjax.optim.by_value`` re-reading an equal object.
     scikit-learn's momentum ``v <- momentum v - lr g`` equals optax's trace
     ``t <- g + momentum t``, update ``-lr t``, at a constant learning rate.
     """
