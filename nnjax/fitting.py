@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -21,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax import cache, checks, losses, optim
+from nnjax import cache, checks, losses, optim, xla_options
 from nnjax._typing import Params, PRNGKey, State
 from nnjax.data import validation as data_lib
 from nnjax.model import as_model
@@ -59,10 +58,12 @@ class FitResult(NamedTuple):
         return jnp.sum(~self.history["stopped"], axis=-1)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _run_jit(cfg: FitConfig, key, data, hp, ts, n_epochs):
+def _train_program(cfg: FitConfig, key, data, hp, ts, n_epochs):
     ts, history = run(cfg, key, data, hp, ts, n_epochs)
     return _result(cfg, key, ts, history)
+
+
+_run_jit = xla_options.jit(_train_program, static_argnums=0)
 
 
 def _is_concrete(*trees: Any) -> bool:

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax import checks, losses, optim
+from nnjax import checks, losses, optim, xla_options
 from nnjax import parallel as parallel_lib
 from nnjax._typing import Params, PRNGKey
 from nnjax.fitting import FitResult, fit, prepare
@@ -124,8 +124,7 @@ def _member(spec: _Spec, arrays, key, hp, resume) -> FitResult:
     )
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _fit_members(spec: _Spec, arrays, keys, hp, resume) -> FitResult:
+def _fit_members_traced(spec: _Spec, arrays, keys, hp, resume) -> FitResult:
     axis = None
     if spec.mesh is not None and "population" in spec.mesh.axis_names:
         axis = "population"
@@ -138,6 +137,9 @@ def _fit_members(spec: _Spec, arrays, keys, hp, resume) -> FitResult:
     if axis is not None:
         result = parallel_lib.constrain_population(result, spec.mesh)
     return result
+
+
+_fit_members = xla_options.jit(_fit_members_traced, static_argnums=0)
 
 
 def population_size(keys: Any) -> int:

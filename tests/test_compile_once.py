@@ -28,7 +28,7 @@ jax.monitoring.register_event_duration_secs_listener(_on_event)
 
 
 def _run_compiles(since: int) -> int:
-    return sum(name.endswith("_run_jit") for name in _COMPILES[since:])
+    return sum(name.endswith("_train_program") for name in _COMPILES[since:])
 
 
 @pytest.fixture
