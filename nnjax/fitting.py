@@ -26,7 +26,8 @@ from nnjax.data import validation as data_lib
 from nnjax.model import as_model
 from nnjax.training import EarlyStopping, FitConfig, HyperParams, TrainState, init_train_state, run, split_run_key
 
-__all__ = ["FitResult", "Prepared", "fit", "hyperparameters", "prepare", "run_compiled", "scan_length", "start"]
+__all__ = ["FitResult", "Plan", "Prepared", "fit", "hyperparameters", "plan", "prepare", "run_compiled", "scan_length",
+           "start"]
 
 
 class FitResult(NamedTuple):
@@ -286,6 +287,76 @@ def fit(
       ValueError: for inputs of the wrong shape, dtype, range or finiteness,
         naming the argument, the expectation and what came.
     """
+    p = plan(key, net, data, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+             learning_rate=learning_rate, l1=l1, l2=l2, dropout=dropout, validation=validation,
+             sample_weight=sample_weight, class_weight=class_weight, drop_last=drop_last,
+             early_stopping=early_stopping, on_nonfinite=on_nonfinite, clip_norm=clip_norm,
+             clip_value=clip_value, diagnostics=diagnostics, params=params, resume=resume,
+             batch_sharding=batch_sharding, shuffle=shuffle)
+    if progress and _is_concrete(p.key, p.data, p.hp, p.ts):
+        from nnjax.progress import run_in_chunks
+
+        every = max(1, min(epochs, progress_every or max(1, epochs // 10)))
+        slots = scan_length(every)  # every chunk, the short last one too, runs one program
+        return run_in_chunks(lambda ts, size: p.run(ts, size, slots=slots), p.ts, epochs, progress, every)
+    return p.run(p.ts)
+
+
+class Plan(NamedTuple):
+    """A checked run, ready to train: what :func:`plan` returns and :func:`fit` runs.
+
+    ``run(ts, epochs)`` trains ``epochs`` epochs from the training state ``ts`` (``ts`` first:
+    the untrained or resumed state; then a previous result's ``train_state``); a run cut into
+    calls of ``run`` is the run done in one call, bit for bit, and the host's checks, the
+    encoding of the data and the program are paid once.
+    """
+
+    cfg: FitConfig
+    key: PRNGKey
+    data: Prepared
+    hp: HyperParams
+    ts: TrainState
+
+    def run(self, ts: TrainState, epochs: int | None = None, *, slots: int | None = None) -> FitResult:
+        """:func:`run_compiled` of this plan from ``ts`` (default: ``cfg.epochs`` epochs)."""
+        return run_compiled(self.cfg, self.key, self.data, self.hp, ts, epochs, slots=slots)
+
+
+def plan(
+    key: PRNGKey | None,
+    net: Any,
+    data: tuple[Any, Any],
+    *,
+    loss: str | Callable | losses.Loss,
+    optimizer: optax.GradientTransformation | str,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float | optax.Schedule = 0.01,
+    l1: float | jax.Array = 0.0,
+    l2: float | jax.Array = 0.0,
+    dropout: float | jax.Array | None = None,
+    validation: tuple[Any, Any] | None = None,
+    sample_weight: Any = None,
+    class_weight: dict | None = None,
+    drop_last: bool = False,
+    early_stopping: EarlyStopping | int | None = None,
+    on_nonfinite: str = "skip",
+    clip_norm: float | None = None,
+    clip_value: float | None = None,
+    diagnostics: bool = True,
+    params: Params | None = None,
+    resume: FitResult | None = None,
+    batch_sharding: Any = None,
+    shuffle: bool = True,
+) -> Plan:
+    """Everything :func:`fit` does before training: checks, encoding, the start state and config.
+
+    Takes :func:`fit`'s arguments (less the progress ones). ``fit(...)`` is
+    ``plan(...).run(plan(...).ts)``; the command line plans once and runs chunk after chunk.
+
+    Raises:
+      ValueError: as :func:`fit`.
+    """
     cache.enable_default()
     model = as_model(net)
     loss_obj = losses.resolve(loss)
@@ -327,14 +398,7 @@ def fit(
     cfg = dataclasses.replace(cfg, optimizer=optim.by_value(optimizer, ts.params),
                               diagnostics=diagnostics and bool(model.layer_weights(ts.params)))
 
-    if progress and _is_concrete(key, prepared, hp, ts):
-        from nnjax.progress import run_in_chunks
-
-        every = max(1, min(epochs, progress_every or max(1, epochs // 10)))
-        slots = scan_length(every)  # every chunk, the short last one too, runs one program
-        return run_in_chunks(lambda ts, size: run_compiled(cfg, key, prepared, hp, ts, size, slots=slots), ts,
-                             epochs, progress, every)
-    return run_compiled(cfg, key, prepared, hp, ts)
+    return Plan(cfg, key, prepared, hp, ts)
 
 
 def _check_resume(ts: TrainState, model: Any, optimizer: Any) -> None:

@@ -42,6 +42,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Sequence
 
 import jax
@@ -55,6 +56,7 @@ __all__ = [
     "MLP",
     "OUTPUTS",
     "apply",
+    "apply_compiled",
     "apply_with_state",
     "dropout_mask",
     "init",
@@ -368,6 +370,21 @@ def apply(
     batch-norm network needs ``state`` at evaluation.
     """
     return apply_with_state(params, state, x, net, key=key, train=train, dropout=dropout)[0]
+
+
+@functools.partial(jax.jit, static_argnames="net")
+def _apply_program(params: Params, state: State | None, x: jax.Array, net: MLP) -> jax.Array:
+    return apply_with_state(params, state, x, net)[0]
+
+
+def apply_compiled(params: Params, x: jax.Array, net: MLP, *, state: State | None = None) -> jax.Array:
+    """:func:`apply` in evaluation mode as one compiled program per network and input shape.
+
+    The same logits as ``apply(params, x, net, state=state)``; what scoring on the host calls
+    (the command line, :class:`nnjax.SavedModel`): op by op, every layer's few operations would
+    each compile their own small program for every new input shape.
+    """
+    return _apply_program(params, state, x, net)
 
 
 def predict(params: Params, x: jax.Array, net: MLP, *, state: State | None = None) -> jax.Array:

@@ -28,11 +28,12 @@ Example:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
 import pathlib
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -243,6 +244,19 @@ def _f32(values: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in np.asarray(values, np.float32))
 
 
+@functools.lru_cache(maxsize=None)
+def _mean_loss(name: str) -> Callable:
+    """The mean per-example loss ``name`` as one compiled program (op by op, each of its operations
+    would compile a program of its own for every new number of rows)."""
+    import jax
+    import jax.numpy as jnp
+
+    from nnjax import losses
+
+    fn = losses.get(name)
+    return jax.jit(lambda logits, targets: jnp.mean(fn(logits, targets)))
+
+
 def score(prep: Preprocessing, logits: Any, y: np.ndarray) -> dict[str, Any]:
     """Host-side metrics of outputs against raw targets (class indices or original units).
 
@@ -252,10 +266,10 @@ def score(prep: Preprocessing, logits: Any, y: np.ndarray) -> dict[str, Any]:
     :func:`nnjax.metrics.regression_report` ("mae", "mse", "rmse", "r2", averaged over outputs),
     plus "loss" (the mean squared error of the standardised targets, as trained).
     """
-    from nnjax import losses, metrics  # jax and sklearn load here only; keeps ``import nnjax.runs`` light
+    from nnjax import metrics  # jax and sklearn load here only; keeps ``import nnjax.runs`` light
 
     logits = np.asarray(logits, np.float32)
-    loss = float(np.mean(np.asarray(losses.get(prep.loss)(logits, prep.targets(y)))))
+    loss = float(_mean_loss(prep.loss)(logits, prep.targets(y)))
     if prep.task == "classification":
         scores = logits[:, 0] if prep.loss == "hinge" else None
         report = metrics.classification_report(np.asarray(y), prep.decode(logits), proba=prep.probabilities(logits),

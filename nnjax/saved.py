@@ -155,7 +155,7 @@ class SavedModel(NamedTuple):
     def logits(self, x_raw: Any) -> np.ndarray:
         """The network's pre-activation outputs ``(n, n_outputs)`` for raw (unstandardised) features."""
         x = np.asarray(x_raw, np.float32) if self.preprocessing is None else self.preprocessing.inputs(x_raw)
-        return np.asarray(network.apply(self.params, x, self.net, state=self.state))
+        return np.asarray(network.apply_compiled(self.params, x, self.net, state=self.state))
 
     def predict(self, x_raw: Any) -> np.ndarray:
         """Predictions for raw features: class names (a run) or indices (a checkpoint), or values."""

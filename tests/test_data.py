@@ -574,3 +574,18 @@ def test_load_npz_rejects_bad_files(tmp_path):
     (tmp_path / "text.npz").write_text("not an archive")
     with pytest.raises(ValueError, match=r"text.npz: expected an .npz archive"):
         data.load_npz(tmp_path / "text.npz")
+
+
+def test_digits_read_directly_equals_scikit_learns_loader():
+    """The digits table is read without importing scikit-learn; it must be what load_digits() gives."""
+    import sklearn.datasets
+
+    from nnjax.data import datasets
+
+    ours, theirs = datasets._load("digits"), sklearn.datasets.load_digits()
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    np.testing.assert_array_equal(ours.target, theirs.target)
+    assert list(ours.feature_names) == list(theirs.feature_names)
+    assert ours.target_names == tuple(str(t) for t in theirs.target_names)
+    digits = data.load_dataset("digits")
+    assert digits.x.shape == (1797, 64) and digits.n_classes == 10 and set(np.unique(digits.y)) == set(range(10))

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 import nnjax
-from nnjax import checkpoint, fitting, runs, training
+from nnjax import checkpoint, fitting, network, runs, training
 from nnjax.cli._setup import Setup, make_setup
 from nnjax.progress import format_metrics
 from nnjax.cli._errors import UsageError
@@ -50,9 +50,14 @@ def _chunk_runner(setup: Setup) -> Callable[[Any, int], Any]:
         validation = (xv, setup.prep.targets(yv))
     key = jax.random.key(args.seed)
     if args.seeds == 1:
+        plans: list[fitting.Plan] = []  # checked and encoded once, at the first chunk
+
         def run(resume, epochs):
-            return nnjax.fit(None if resume is not None else key, setup.net, data, optimizer=setup.optimizer,
-                             epochs=epochs, validation=validation, resume=resume, **setup.fit_kwargs)
+            if not plans:
+                plans.append(fitting.plan(None if resume is not None else key, setup.net, data,
+                                          optimizer=setup.optimizer, epochs=epochs, validation=validation,
+                                          resume=resume, **setup.fit_kwargs))
+            return plans[0].run(plans[0].ts if resume is None else resume.train_state, epochs)
         return run
 
     from nnjax import population
@@ -276,7 +281,7 @@ def _best_member(result: Any, seeds: int) -> int:
 def _scores(setup: Setup, member: Any) -> dict:
     out = {}
     for name, (x, y) in setup.splits.items():
-        logits = nnjax.apply(member.params, x, setup.net, state=member.state)
+        logits = network.apply_compiled(member.params, x, setup.net, state=member.state)
         out[name] = runs.score(setup.prep, logits, y)
     return out
 
@@ -306,7 +311,7 @@ def _plots(setup: Setup, run_dir: pathlib.Path, history: dict, best: Any) -> lis
         if setup.prep.task == "classification":
             split = next(n for n in ("test", "validation", "train") if n in setup.splits)
             x, y = setup.splits[split]
-            predicted = setup.prep.decode(nnjax.apply(best.params, x, setup.net, state=best.state))
+            predicted = setup.prep.decode(network.apply_compiled(best.params, x, setup.net, state=best.state))
             plots.plot_confusion_matrix(y, predicted, class_names=setup.prep.class_names,
                                         path=run_dir / "confusion_matrix.png", title=f"confusion matrix, {split} split")
     except ImportError as err:  # matplotlib is optional: the run is complete without its plots

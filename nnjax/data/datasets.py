@@ -28,10 +28,12 @@ Example:
 from __future__ import annotations
 
 import difflib
+import gzip
+import importlib.util
+import pathlib
 from typing import Callable, NamedTuple
 
 import numpy as np
-import sklearn.datasets
 
 from nnjax.data.hyperparameters import check_positive, check_positive_int
 
@@ -76,22 +78,53 @@ _BUNDLED_DESCRIPTIONS = {
 }
 
 
-def _bundled(name: str, seed: int, n: int | None) -> Dataset:
+class _Bunch(NamedTuple):
+    data: np.ndarray
+    target: np.ndarray
+    feature_names: tuple[str, ...]
+    target_names: tuple[str, ...] | None
+
+
+def _digits_file() -> pathlib.Path | None:
+    """scikit-learn's digits table, found without importing scikit-learn (about 2 s of imports)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+    return path if path.is_file() else None
+
+
+def _load(name: str) -> _Bunch:
+    """A bundled dataset as scikit-learn's ``load_<name>()`` gives it (digits read directly)."""
+    path = _digits_file() if name == "digits" else None
+    if path is not None:  # what load_digits() reads: 64 pixel columns, then the label
+        with gzip.open(path, "rt") as f:
+            table = np.loadtxt(f, delimiter=",")
+        names = tuple(f"pixel_{row}_{col}" for row in range(8) for col in range(8))
+        return _Bunch(table[:, :-1], table[:, -1].astype(int), names, tuple(str(d) for d in range(10)))
+    import sklearn.datasets
+
     bunch = getattr(sklearn.datasets, f"load_{name}")()
+    target_names = tuple(str(t) for t in bunch.target_names) if "target_names" in bunch else None
+    return _Bunch(bunch.data, bunch.target, tuple(str(f) for f in bunch.feature_names), target_names)
+
+
+def _bundled(name: str, seed: int, n: int | None) -> Dataset:
+    bunch = _load(name)
     x, y = bunch.data, bunch.target
     if n is not None:
         if n > len(x):
             raise ValueError(f"n: expected at most {len(x)} for the {name!r} dataset, got {n}")
         rows = np.random.default_rng(seed).choice(len(x), size=n, replace=False)
         x, y = x[rows], y[rows]
-    classification = "target_names" in bunch
-    target_names = tuple(str(t) for t in bunch.target_names) if classification else ("disease progression",)
+    classification = bunch.target_names is not None
+    target_names = bunch.target_names if classification else ("disease progression",)
     return Dataset(
         x=x.astype(np.float32),
         y=y.astype(np.int32 if classification else np.float32),
         task="classification" if classification else "regression",
         n_classes=len(target_names) if classification else 0,
-        feature_names=tuple(str(f) for f in bunch.feature_names),
+        feature_names=bunch.feature_names,
         target_names=target_names,
         description=_BUNDLED_DESCRIPTIONS[name],
     )
@@ -120,6 +153,8 @@ def _xor(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, np
 
 
 def _moons(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    import sklearn.datasets
+
     seed = int(rng.integers(2**31))
     return sklearn.datasets.make_moons(n_samples=n, noise=noise, random_state=seed)
 
