@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 _SUBMODULES = (
     "activations", "cache", "checkpoint", "checks", "data", "describe", "diagnostics", "initializers", "losses",
     "metrics", "model", "optim", "parallel", "perceptron", "plots", "population", "runs", "saved", "sklearn", "sweeps",
-    "tensorboard", "text", "training",
+    "tensorboard", "text", "training", "xla_options",
 )
 _NAMES = {
     "Diagnosis": "nnjax.diagnose",
