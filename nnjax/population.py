@@ -47,6 +47,7 @@ from nnjax import checks, losses, optim, xla_options
 from nnjax import parallel as parallel_lib
 from nnjax._typing import Params, PRNGKey
 from nnjax.fitting import FitResult, fit, prepare
+from nnjax.model import as_model
 from nnjax.network import MLP, init
 from nnjax.training import split_run_key
 
@@ -100,7 +101,7 @@ def scale_weights(params: Params, scale: jax.Array | float) -> Params:
 
 
 def _build_optimizer(optimizer: Any, learning_rate: Any) -> optax.GradientTransformation:
-    if isinstance(optimizer, optax.GradientTransformation):
+    if isinstance(optimizer, (optax.GradientTransformation, optim.ByValue)):
         return optimizer
     if isinstance(optimizer, str):
         return optim.make(optimizer, learning_rate)
@@ -267,6 +268,8 @@ def fit_population(
 
     if static_lr is not None:
         fit_kwargs["learning_rate"] = static_lr
+    if isinstance(optimizer, optax.GradientTransformation):  # a fresh but equal optax object: the same program
+        optimizer = optim.by_value(optimizer, jax.eval_shape(as_model(net).init, jax.random.key(0)))
     spec = _Spec(net=net, optimizer=optimizer, fit_kwargs=tuple(sorted(fit_kwargs.items())), mesh=mesh,
                  chunk_size=chunk_size)
     try:
