@@ -373,10 +373,6 @@ def apply(
 
 
 @functools.partial(jax.jit, static_argnames="net")
-def _apply_program(params: Params, state: State | None, x: jax.Array, net: MLP) -> jax.Array:
-    return apply_with_state(params, state, x, net)[0]
-
-
 def apply_compiled(params: Params, x: jax.Array, net: MLP, *, state: State | None = None) -> jax.Array:
     """:func:`apply` in evaluation mode as one compiled program per network and input shape.
 
@@ -384,7 +380,7 @@ def apply_compiled(params: Params, x: jax.Array, net: MLP, *, state: State | Non
     (the command line, :class:`nnjax.SavedModel`): op by op, every layer's few operations would
     each compile their own small program for every new input shape.
     """
-    return _apply_program(params, state, x, net)
+    return apply(params, x, net, state=state)
 
 
 def predict(params: Params, x: jax.Array, net: MLP, *, state: State | None = None) -> jax.Array:
