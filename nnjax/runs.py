@@ -245,16 +245,14 @@ def _f32(values: np.ndarray) -> tuple[float, ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def _mean_loss(name: str) -> Callable:
-    """The mean per-example loss ``name`` as one compiled program (op by op, each of its operations
+def _per_example_loss(name: str) -> Callable:
+    """The per-example loss ``name`` as one compiled program (op by op, each of its operations
     would compile a program of its own for every new number of rows)."""
     import jax
-    import jax.numpy as jnp
 
     from nnjax import losses
 
-    fn = losses.get(name)
-    return jax.jit(lambda logits, targets: jnp.mean(fn(logits, targets)))
+    return jax.jit(losses.get(name))
 
 
 def score(prep: Preprocessing, logits: Any, y: np.ndarray) -> dict[str, Any]:
@@ -266,19 +264,29 @@ def score(prep: Preprocessing, logits: Any, y: np.ndarray) -> dict[str, Any]:
     :func:`nnjax.metrics.regression_report` ("mae", "mse", "rmse", "r2", averaged over outputs),
     plus "loss" (the mean squared error of the standardised targets, as trained).
     """
+    return score_splits(prep, {"": (logits, y)})[""]
+
+
+def score_splits(prep: Preprocessing, splits: dict[str, tuple[Any, np.ndarray]]) -> dict[str, dict[str, Any]]:
+    """:func:`score` of each split's ``(logits, y)``; the losses of all rows come from one program call."""
     from nnjax import metrics  # jax and sklearn load here only; keeps ``import nnjax.runs`` light
 
-    logits = np.asarray(logits, np.float32)
-    loss = float(_mean_loss(prep.loss)(logits, prep.targets(y)))
-    if prep.task == "classification":
-        scores = logits[:, 0] if prep.loss == "hinge" else None
-        report = metrics.classification_report(np.asarray(y), prep.decode(logits), proba=prep.probabilities(logits),
-                                               scores=scores, n_classes=len(prep.class_names),
-                                               class_names=prep.class_names)
-    else:
-        report = metrics.regression_report(np.asarray(y, np.float64).reshape(len(y), -1),
-                                           prep.decode(logits).reshape(len(y), -1))
-    return {**report, "loss": loss}
+    logits = {name: np.asarray(out, np.float32) for name, (out, _) in splits.items()}
+    targets = np.concatenate([np.asarray(prep.targets(y)) for _, y in splits.values()])
+    per_example = np.asarray(_per_example_loss(prep.loss)(np.concatenate(list(logits.values())), targets))
+    cuts = np.cumsum([len(out) for out in logits.values()])[:-1]
+    out = {}
+    for (name, (_, y)), loss in zip(splits.items(), np.split(per_example, cuts)):
+        if prep.task == "classification":
+            scores = logits[name][:, 0] if prep.loss == "hinge" else None
+            report = metrics.classification_report(np.asarray(y), prep.decode(logits[name]),
+                                                   proba=prep.probabilities(logits[name]), scores=scores,
+                                                   n_classes=len(prep.class_names), class_names=prep.class_names)
+        else:
+            report = metrics.regression_report(np.asarray(y, np.float64).reshape(len(y), -1),
+                                               prep.decode(logits[name]).reshape(len(y), -1))
+        out[name] = {**report, "loss": float(np.mean(loss, dtype=np.float64))}
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -101,3 +101,38 @@ def test_format_report_lists_each_class_and_the_confusion_matrix():
     assert text.splitlines()[0].startswith("accuracy 0.6667")
     assert "dog" in text.splitlines()[3] and "confusion matrix" in text
     assert text.splitlines()[-1].split() == ["dog", "1", "1"]
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "mse"])
+def test_score_splits_equals_score_per_split_and_a_numpy_loss(rng, loss):
+    """Scoring all splits from one loss call gives each split's own report; the loss is the mean
+    per-example loss, computed here in float64 NumPy."""
+    n_classes = 4
+    sizes = {"train": int(rng.integers(20, 60)), "validation": int(rng.integers(5, 20)), "test": int(rng.integers(5, 20))}
+    x = rng.standard_normal((10, 2)).astype(np.float32)
+    if loss == "mse":
+        prep = runs.Preprocessing.fit(x, rng.standard_normal(10), task="regression", loss=loss, feature_names=("a", "b"))
+        splits = {k: (rng.standard_normal((n, 1)).astype(np.float32), 3.0 * rng.standard_normal(n)) for k, n in sizes.items()}
+    else:
+        names = tuple("abcd")
+        prep = runs.Preprocessing.fit(x, rng.integers(0, n_classes, 10), task="classification", loss=loss,
+                                      feature_names=("a", "b"), class_names=names)
+        splits = {k: (rng.standard_normal((n, n_classes)).astype(np.float32), rng.integers(0, n_classes, n))
+                  for k, n in sizes.items()}
+    together = runs.score_splits(prep, splits)
+    assert list(together) == list(splits)
+    for name, (logits, y) in splits.items():
+        alone = runs.score(prep, logits, y)
+        assert set(alone) == set(together[name])
+        for key, value in alone.items():
+            if key == "loss" or not isinstance(value, float):
+                continue
+            assert together[name][key] == pytest.approx(value, rel=1e-12), (name, key)
+        z = logits.astype(np.float64)
+        if loss == "mse":
+            t = prep.targets(y).astype(np.float64)
+            expected = np.mean((z[:, 0] - t) ** 2)
+        else:
+            expected = np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y])
+        assert together[name]["loss"] == pytest.approx(expected, rel=1e-5)
+        assert alone["loss"] == pytest.approx(expected, rel=1e-5)

@@ -278,12 +278,13 @@ def _best_member(result: Any, seeds: int) -> int:
     return population.best_index(result)
 
 
-def _scores(setup: Setup, member: Any) -> dict:
-    out = {}
-    for name, (x, y) in setup.splits.items():
-        logits = network.apply_compiled(member.params, x, setup.net, state=member.state)
-        out[name] = runs.score(setup.prep, logits, y)
-    return out
+def _outputs(setup: Setup, member: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each split's ``(logits, y)``, from one compiled forward pass over the rows of all splits
+    (evaluation mode treats rows independently; one program instead of one per split's size)."""
+    xs = [x for x, _ in setup.splits.values()]
+    logits = np.asarray(network.apply_compiled(member.params, np.concatenate(xs), setup.net, state=member.state))
+    parts = np.split(logits, np.cumsum([len(x) for x in xs])[:-1])
+    return {name: (out, y) for (name, (_, y)), out in zip(setup.splits.items(), parts)}
 
 
 def _diagnosis(history: dict) -> dict:
@@ -297,8 +298,9 @@ def _diagnosis(history: dict) -> dict:
     return fields
 
 
-def _plots(setup: Setup, run_dir: pathlib.Path, history: dict, best: Any) -> list[str]:
-    """Writes the run's PNGs; returns their names (none without matplotlib, with a note)."""
+def _plots(setup: Setup, run_dir: pathlib.Path, history: dict, outputs: dict) -> list[str]:
+    """Writes the run's PNGs (``outputs``: the best member's :func:`_outputs`); returns their names
+    (none without matplotlib, with a note)."""
     if setup.args.no_plots:
         return []
     from nnjax import plots
@@ -309,9 +311,9 @@ def _plots(setup: Setup, run_dir: pathlib.Path, history: dict, best: Any) -> lis
         if "layer_grad_norm" in history:
             plots.plot_gradient_norms(history, path=run_dir / "gradient_norms.png")
         if setup.prep.task == "classification":
-            split = next(n for n in ("test", "validation", "train") if n in setup.splits)
-            x, y = setup.splits[split]
-            predicted = setup.prep.decode(network.apply_compiled(best.params, x, setup.net, state=best.state))
+            split = next(n for n in ("test", "validation", "train") if n in outputs)
+            logits, y = outputs[split]
+            predicted = setup.prep.decode(logits)
             plots.plot_confusion_matrix(y, predicted, class_names=setup.prep.class_names,
                                         path=run_dir / "confusion_matrix.png", title=f"confusion matrix, {split} split")
     except ImportError as err:  # matplotlib is optional: the run is complete without its plots
@@ -327,7 +329,8 @@ def write_outputs(setup: Setup, run_dir: pathlib.Path, result: Any, seconds: flo
     runs.write_history(run_dir, history, population=population)
     members = _members(result, args.seeds)
     best = _best_member(result, args.seeds)
-    scores = [_scores(setup, m) for m in members]
+    outputs = [_outputs(setup, m) for m in members]
+    scores = [runs.score_splits(setup.prep, o) for o in outputs]
     epochs_run = int(np.max(np.sum(~np.asarray(history["stopped"], bool), axis=-1)))
     metrics = {"task": setup.prep.task, "loss": setup.prep.loss, "epochs": args.epochs, "epochs_run": epochs_run,
                "seeds": args.seeds, "best_member": best, "train_seconds": seconds, **scores[best]}
@@ -337,7 +340,7 @@ def write_outputs(setup: Setup, run_dir: pathlib.Path, result: Any, seconds: flo
     runs.write_json(run_dir / "metrics.json", metrics)
     runs.write_json(run_dir / "diagnosis.json", diagnosis)
     runs.write_text(run_dir / "diagnosis.txt", str(diagnosis["report"]).rstrip() + "\n")
-    pngs = _plots(setup, run_dir, history, members[best])
+    pngs = _plots(setup, run_dir, history, outputs[best])
     layers = nnjax.summary(setup.net)
     runs.write_text(run_dir / "summary.txt", f"{layers}\n")
     summary = {"run_dir": str(run_dir), "data": setup.source.get("name") or setup.source["path"],
