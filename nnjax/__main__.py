@@ -1,8 +1,6 @@
 """``python -m nnjax``: the same as the ``nnjax`` command."""
 
-import sys
-
-from nnjax.cli import main
+from nnjax.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

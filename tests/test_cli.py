@@ -396,3 +396,21 @@ def test_default_run_reaches_95_percent_on_digits_within_a_minute_of_cpu(tmp_pat
         assert_png(run_dir / png)
     # Under a minute on 2 cores: the CPU time it used (load-independent) must fit in 60 s.
     assert cpu < 60, f"the default run used {cpu:.1f} s of CPU"
+
+
+def test_console_script_is_main_then_an_exit_with_its_code(monkeypatch, capsys):
+    import gc
+    import importlib.metadata
+
+    from nnjax import cli
+
+    scripts = importlib.metadata.entry_points(group="console_scripts")
+    assert scripts["nnjax"].load() is cli.run
+    monkeypatch.setattr(sys, "argv", ["nnjax", "train", "--epochs", "0"])
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.run()
+    finally:
+        gc.unfreeze()  # run() freezes the heap for the process's exit; this test process goes on
+    assert exit_.value.code == 2
+    assert "--epochs" in capsys.readouterr().err

@@ -19,13 +19,14 @@ Example:
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Sequence
 
 from nnjax.cli._errors import UsageError
 from nnjax.cli._parser import RUN_CONTROL, TRAIN_FLAGS, build_parser, parse_args
 
-__all__ = ["RUN_CONTROL", "TRAIN_FLAGS", "UsageError", "build_parser", "main", "parse_args"]
+__all__ = ["RUN_CONTROL", "TRAIN_FLAGS", "UsageError", "build_parser", "main", "parse_args", "run"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from nnjax.cli._checks import check_args
 
             check_args(args)  # bad numbers are answered before JAX is imported
+        from nnjax import cache
+
+        cache.enable_default()  # before any set-up: the small programs of data splits and scoring are cached too
+        if args.command == "train":
             from nnjax.cli import _train
 
             return _train.train(args)
@@ -54,3 +59,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nnjax: interrupted", file=sys.stderr)
         return 130
+
+
+def run() -> None:
+    """The ``nnjax`` console script (and ``python -m nnjax``): :func:`main`, then exit with its code.
+
+    Before exiting it freezes the garbage collector's view of the heap (``gc.freeze``), so the
+    interpreter's teardown does not scan the objects JAX, SciPy and matplotlib left behind: that
+    scan took 0.5 s of a 5 s ``nnjax train`` on a 2-core machine. atexit handlers still run and
+    files are closed as usual; only the process's final collection is skipped.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
