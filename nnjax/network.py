@@ -209,12 +209,14 @@ class MLP:
         return self.residual and 1 <= layer < self.n_hidden
 
 
+@functools.partial(jax.jit, static_argnames="net")
 def init(key: PRNGKey, net: MLP) -> Params:
     """Draws the parameters of ``net``: one dict per dense layer, biases zero.
 
-    Layer ``i``'s weights use ``jax.random.fold_in(key, i)``. Run op by op (each random draw's
-    small program is compiled once per shape and shared by every topology that has that layer);
-    :func:`nnjax.fit` starts from this same call, so its start and yours give the same bits.
+    Layer ``i``'s weights use ``jax.random.fold_in(key, i)``. One compiled program per topology
+    (op by op, every layer's key folding, draw and scaling compiled a program of its own, each
+    read again from the persistent cache in every new process); :func:`nnjax.fit` starts from
+    this same program, so its start and yours give the same bits.
     """
     dtype = jnp.dtype(net.dtype)
     params = []
