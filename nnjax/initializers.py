@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import jax
@@ -64,29 +65,63 @@ def constant(value: float = 0.0) -> Initializer:
     return jax.nn.initializers.constant(value, jnp.float32)
 
 
+def _flat_normal(key, shape, dtype) -> jax.Array:
+    """``jax.random.normal(key, shape, dtype)``, drawn flat and reshaped.
+
+    The same numbers (threefry counts over the row-major index either way; tested against
+    jax's own draws), but XLA compiles the flat draw faster: on 2 CPU cores a (64, 10) normal
+    compiled in 0.40 s against 0.13 s flat, and the digits net's whole ``nnjax.init`` in
+    0.64 s against 0.27 s. Every cold first fit pays this compile.
+    """
+    return jax.random.normal(key, (math.prod(shape),), dtype).reshape(shape)
+
+
+def _flat_uniform(key, shape, dtype, minval, maxval) -> jax.Array:
+    """``jax.random.uniform(key, shape, dtype, minval, maxval)``, drawn flat (see :func:`_flat_normal`)."""
+    return jax.random.uniform(key, (math.prod(shape),), dtype, minval, maxval).reshape(shape)
+
+
 def normal(stddev: float = 0.05) -> Initializer:
-    """N(0, stddev^2), untruncated."""
-    return _full_precision(jax.nn.initializers.normal(stddev))
+    """N(0, stddev^2), untruncated (the numbers of ``jax.nn.initializers.normal(stddev)``)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return _flat_normal(key, tuple(shape), dtype) * jnp.array(stddev, dtype)
+
+    return _full_precision(init)
 
 
 def uniform(limit: float = 0.05) -> Initializer:
     """U(-limit, limit): mean 0, variance limit^2 / 3."""
 
     def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, minval=-limit, maxval=limit)
+        return _flat_uniform(key, tuple(shape), dtype, -limit, limit)
 
     return _full_precision(init)
 
 
+def _fans(shape: tuple[int, ...]) -> tuple[float, float]:
+    """``(fan_in, fan_out)`` of a weight array ``(..., fan_in, fan_out)``, leading axes a receptive field."""
+    if len(shape) < 2:
+        raise ValueError(f"shape: expected a weight array of at least 2 dimensions (fan_in, fan_out), got {shape}")
+    field = math.prod(shape[:-2])
+    return shape[-2] * field, shape[-1] * field
+
+
 def _scaled(scale: float, mode: str, distribution: str) -> Callable[..., Initializer]:
+    """Variance scaling: var = scale * gain^2 / fan, as ``jax.nn.initializers.variance_scaling``
+    computes it (the same numbers: tested), untruncated normal or uniform(-sqrt(3 var), sqrt(3 var))."""
+
     def factory(gain: float = 1.0) -> Initializer:
-        # variance_scaling gives var = scale / fan exactly for "normal" (no
-        # truncation) and uniform(-sqrt(3 var), sqrt(3 var)) for "uniform".
-        return _full_precision(
-            jax.nn.initializers.variance_scaling(
-                scale * gain**2, mode, distribution, in_axis=-2, out_axis=-1
-            )
-        )
+        def init(key, shape, dtype=jnp.float32):
+            shape = tuple(shape)
+            fan_in, fan_out = _fans(shape)
+            fan = {"fan_in": fan_in, "fan_avg": (fan_in + fan_out) / 2}[mode]
+            var = jnp.array(scale * gain**2 / fan, dtype=dtype)
+            if distribution == "normal":
+                return _flat_normal(key, shape, dtype) * jnp.sqrt(var)
+            return _flat_uniform(key, shape, dtype, -1, 1) * jnp.sqrt(3 * var)
+
+        return _full_precision(init)
 
     return factory
 

@@ -313,3 +313,33 @@ def test_variance_helper_with_options(key):
 def test_variance_helper_rejects_unknown_names(bad):
     with pytest.raises(ValueError, match="expected one of"):
         initializers.variance(bad, 3, 4)
+
+
+# The jax.nn.initializers call each scheme makes the same numbers as (nnjax draws flat and
+# reshapes, which XLA compiles faster; see nnjax.initializers._flat_normal).
+JAX_REFERENCE = {
+    "normal": lambda gain: jax.nn.initializers.normal(0.05),
+    "uniform": lambda gain: lambda k, s, d: jax.random.uniform(k, s, d, minval=-0.05, maxval=0.05),
+    **{f"{family}_{dist}": (lambda scale, mode, dist: lambda gain: jax.nn.initializers.variance_scaling(
+        scale * gain**2, mode, dist, in_axis=-2, out_axis=-1))(scale, mode, dist)
+       for family, scale, mode in (("xavier", 1.0, "fan_avg"), ("he", 2.0, "fan_in"), ("lecun", 1.0, "fan_in"))
+       for dist in ("normal", "uniform")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(JAX_REFERENCE))
+@pytest.mark.parametrize("shape", [(64, 10), (7, 3), (1, 1), (2, 3, 5)])
+def test_draws_equal_jax_initializers_bit_for_bit(name, shape, rng):
+    seed, gain = int(rng.integers(2**31)), float(rng.uniform(0.5, 2.0))
+    key = jax.random.key(seed)
+    options = {"gain": gain} if name not in ("normal", "uniform") else {}
+    ours = initializers.get(name, **options)(key, shape, jnp.float32)
+    theirs = JAX_REFERENCE[name](gain)(key, shape, jnp.float32)
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    jitted = jax.jit(lambda k: initializers.get(name, **options)(k, shape, jnp.float32))(key)
+    np.testing.assert_allclose(np.asarray(jitted), np.asarray(theirs), rtol=1e-6, atol=1e-7)
+
+
+def test_a_scaled_scheme_refuses_a_one_dimensional_shape(key):
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        initializers.get("he_normal")(key, (5,))
