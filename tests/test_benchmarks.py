@@ -158,3 +158,16 @@ def test_inner_loop_ops_reads_the_innermost_loop():
         "ENTRY %main (p: f32[]) -> f32[] {", "  ROOT %w2 = f32[] while(%p), condition=%c2, body=%outer", "}",
     ])
     assert step_ops.inner_loop_ops(hlo) == {"ops": 2, "by_kind": {"add": 1, "multiply": 1}}
+
+
+def test_cli_latency_times_fresh_processes_and_reads_their_summaries(tmp_path):
+    from benchmarks import cli_latency
+
+    report = cli_latency.main(["--rounds", "1", "--train-args", "--epochs 1 --no-plots --hidden 8",
+                               "--json", str(tmp_path / "cli.json")])
+    assert json.loads((tmp_path / "cli.json").read_text())["rounds"] == 1
+    assert report["train_args"] == ["--epochs", "1", "--no-plots", "--hidden", "8"]
+    for kind, values in report["wall_s"].items():
+        assert len(values) == 1 and math.isfinite(values[0]) and values[0] > 0, kind
+    for kind, values in report["train_seconds"].items():
+        assert 0 < values[0] < report["wall_s"][kind][0], kind  # training is part of the process's time
