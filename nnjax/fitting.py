@@ -148,8 +148,14 @@ def prepare(net: Any, data: tuple[Any, Any], *, loss: Any, sample_weight: Any = 
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError(f"validation: expected a pair (x_val, y_val), got {type(validation).__name__}")
         xv = model.check_inputs(validation[0], "validation x")
-        validation = (jnp.asarray(xv), jnp.asarray(loss.check_targets(validation[1], xv.shape[0], k, "validation y")))
-    return Prepared(jnp.asarray(x), jnp.asarray(y), jnp.asarray(w, jnp.float32), validation)
+        validation = (_on_device(xv), _on_device(loss.check_targets(validation[1], xv.shape[0], k, "validation y")))
+    return Prepared(_on_device(x), _on_device(y), _on_device(w), validation)
+
+
+def _on_device(a: Any) -> jax.Array:
+    """``a`` as a JAX array: host data transferred with ``jax.device_put`` (``jnp.asarray`` of a NumPy
+    array compiles a small copy program per shape and dtype), JAX arrays and tracers as they are."""
+    return jnp.asarray(a) if isinstance(a, jax.Array) else jax.device_put(np.asarray(a))
 
 
 def start(key: PRNGKey, cfg: FitConfig, params: Params | None = None) -> TrainState:
@@ -197,7 +203,7 @@ def run_compiled(cfg: FitConfig, key: PRNGKey, data: Prepared, hp: HyperParams, 
     if slots == epochs:
         return result
     # a transfer, not a compile: NumPy slices put back on the device
-    history = {k: jnp.asarray(np.asarray(v)[:epochs]) for k, v in result.history.items()}
+    history = {k: _on_device(np.asarray(v)[:epochs]) for k, v in result.history.items()}
     return result._replace(history=history)
 
 
