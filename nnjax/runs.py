@@ -49,6 +49,7 @@ __all__ = [
     "plain",
     "read_json",
     "score",
+    "score_splits",
     "write_history",
     "write_json",
     "write_text",
