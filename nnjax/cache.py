@@ -11,7 +11,9 @@ JAX's cache yourself (``jax_compilation_cache_dir``); otherwise it points JAX at
 every program, however short its compile (JAX's default keeps only those of 1 s or more). The
 small ones count: a default ``nnjax train`` also compiles ~30 programs of 5-200 ms (the data
 split's shuffle, the initial draws, the optimizer's zeros, the scoring pass), about 1 s of XLA in
-all on a 2-core machine, which a second run reads from disk (about 30 files, 0.4 MB in all).
+all on a 2-core machine, which a second run reads from disk (about 20 programs, 0.4 MB in all). The
+directory is capped at :data:`MAX_BYTES` (1 GiB): JAX removes the least recently used programs
+beyond it.
 ``NNJAX_CACHE_DIR=off`` (or ``0``, ``none``, ``false``) switches it off.
 
 Example:
@@ -28,7 +30,7 @@ import os
 import pathlib
 from typing import Mapping
 
-__all__ = ["OFF", "directory_from_env", "enable", "enable_default", "enabled_directory"]
+__all__ = ["MAX_BYTES", "OFF", "directory_from_env", "enable", "enable_default", "enabled_directory"]
 
 #: Values of ``NNJAX_CACHE_DIR`` that switch the cache off.
 OFF = frozenset({"", "0", "off", "none", "false", "no"})
@@ -46,14 +48,25 @@ def directory_from_env(env: Mapping[str, str] | None = None) -> pathlib.Path | N
     return pathlib.Path(base) / "nnjax" / "xla"
 
 
-def enable(directory: str | os.PathLike, *, min_compile_seconds: float = 0.0) -> pathlib.Path:
-    """Points JAX's persistent compilation cache at ``directory`` (created if missing)."""
+#: The default cap on the cache directory's size: JAX then removes the least recently used programs.
+MAX_BYTES = 2**30
+
+
+def enable(directory: str | os.PathLike, *, min_compile_seconds: float = 0.0,
+           max_bytes: int | None = MAX_BYTES) -> pathlib.Path:
+    """Points JAX's persistent compilation cache at ``directory`` (created if missing).
+
+    ``max_bytes`` caps the directory (JAX evicts the least recently used programs beyond it;
+    None: no cap). Every program is cached by default, so the cap keeps many problems' small
+    programs from filling a disk.
+    """
     import jax
 
     path = pathlib.Path(directory).expanduser().absolute()
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
+    jax.config.update("jax_compilation_cache_max_size", -1 if max_bytes is None else int(max_bytes))
     return path
 
 

@@ -162,6 +162,24 @@ def test_cache_can_be_switched_off():
     assert cache.directory_from_env({"XDG_CACHE_HOME": "/x"}).as_posix() == "/x/nnjax/xla"
 
 
+
+def test_enable_caches_every_program_under_a_size_cap(tmp_path):
+    from nnjax import cache
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs", "jax_compilation_cache_max_size")
+    before = {name: getattr(jax.config, name) for name in names}
+    try:
+        path = cache.enable(tmp_path / "a" / "xla")
+        assert path.is_dir() and jax.config.jax_compilation_cache_dir == str(path)
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
+        assert jax.config.jax_compilation_cache_max_size == cache.MAX_BYTES
+        cache.enable(tmp_path / "b", min_compile_seconds=0.5, max_bytes=None)
+        assert jax.config.jax_compilation_cache_max_size == -1
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.5
+    finally:
+        for name, value in before.items():
+            jax.config.update(name, value)
+
 # ---- one core for every model --------------------------------------------------------------
 
 def _linear_init(key):
