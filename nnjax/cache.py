@@ -48,6 +48,14 @@ def directory_from_env(env: Mapping[str, str] | None = None) -> pathlib.Path | N
     return pathlib.Path(base) / "nnjax" / "xla"
 
 
+def _has_filelock() -> bool:
+    try:
+        import filelock  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 #: The default cap on the cache directory's size: JAX then removes the least recently used programs.
 MAX_BYTES = 2**30
 
@@ -58,7 +66,8 @@ def enable(directory: str | os.PathLike, *, min_compile_seconds: float = 0.0,
 
     ``max_bytes`` caps the directory (JAX evicts the least recently used programs beyond it;
     None: no cap). Every program is cached by default, so the cap keeps many problems' small
-    programs from filling a disk.
+    programs from filling a disk. JAX's eviction needs the ``filelock`` package (a dependency of
+    nnjax); where it is missing the cache runs without a cap rather than not at all.
     """
     import jax
 
@@ -66,6 +75,8 @@ def enable(directory: str | os.PathLike, *, min_compile_seconds: float = 0.0,
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
+    if max_bytes is not None and not _has_filelock():
+        max_bytes = None  # JAX's eviction needs filelock; without it a cap would switch the cache off
     jax.config.update("jax_compilation_cache_max_size", -1 if max_bytes is None else int(max_bytes))
     return path
 

@@ -163,19 +163,24 @@ def test_cache_can_be_switched_off():
 
 
 
-def test_enable_caches_every_program_under_a_size_cap(tmp_path):
+def test_enable_caches_every_program_under_a_size_cap(tmp_path, monkeypatch):
     from nnjax import cache
 
     names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs", "jax_compilation_cache_max_size")
     before = {name: getattr(jax.config, name) for name in names}
+    has_filelock = cache._has_filelock()
     try:
         path = cache.enable(tmp_path / "a" / "xla")
         assert path.is_dir() and jax.config.jax_compilation_cache_dir == str(path)
         assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
-        assert jax.config.jax_compilation_cache_max_size == cache.MAX_BYTES
+        assert jax.config.jax_compilation_cache_max_size == (cache.MAX_BYTES if has_filelock else -1)
         cache.enable(tmp_path / "b", min_compile_seconds=0.5, max_bytes=None)
         assert jax.config.jax_compilation_cache_max_size == -1
         assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.5
+        # without filelock JAX would refuse a capped cache (and silently compile without one): no cap then
+        monkeypatch.setattr(cache, "_has_filelock", lambda: False)
+        cache.enable(tmp_path / "c")
+        assert jax.config.jax_compilation_cache_max_size == -1
     finally:
         for name, value in before.items():
             jax.config.update(name, value)
