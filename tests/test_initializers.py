@@ -316,7 +316,7 @@ def test_variance_helper_rejects_unknown_names(bad):
 
 
 # The jax.nn.initializers call each scheme makes the same numbers as (nnjax draws flat and
-# reshapes, which XLA compiles faster; see nnjax.initializers._flat_normal).
+# reshapes, which XLA compiles faster; see nnjax.initializers._flat).
 JAX_REFERENCE = {
     "normal": lambda gain: jax.nn.initializers.normal(0.05),
     "uniform": lambda gain: lambda k, s, d: jax.random.uniform(k, s, d, minval=-0.05, maxval=0.05),
