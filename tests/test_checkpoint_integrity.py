@@ -18,7 +18,8 @@ import jax
 import numpy as np
 import pytest
 
-from nnjax import _checkpoint_integrity, checkpoint
+from nnjax import checkpoint
+from nnjax.io import integrity as _checkpoint_integrity
 from nnjax.cli import main
 
 TINY = ["--dataset", "xor", "--hidden", "4", "--epochs", "4", "--checkpoint-every", "2", "--batch-size", "16"]

@@ -166,5 +166,5 @@ def test_site_builds_strictly(tmp_path):
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{log[-6000:]}"
     assert "WARNING" not in log, f"mkdocs printed warnings:\n{log[-6000:]}"
     api = (site / "api" / "index.html").read_text()
-    for name in ("nnjax.fit", "nnjax.network.MLP", "nnjax.losses"):
+    for name in ("nnjax.fit", "nnjax.nn.network.MLP", "nnjax.nn.losses"):
         assert name in api, f"expected the API reference to document {name}"

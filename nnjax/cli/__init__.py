@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from nnjax.cli._checks import check_args
 
             check_args(args)  # bad numbers are answered before JAX is imported
-        from nnjax import cache
+        from nnjax._base import cache
 
         cache.enable_default()  # before any set-up: the small programs of data splits and scoring are cached too
         if args.command == "train":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nnjax import checks
+from nnjax._base import checks
 from nnjax.cli._errors import UsageError
 
 __all__ = ["FLAG_NAMES", "check", "check_args"]

@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-import nnjax
-from nnjax import checkpoint, metrics, runs, saved
+from nnjax import data as data_lib
+from nnjax.io import checkpoint, runs, saved
+from nnjax.report import metrics
 from nnjax.cli._setup import load_splits
 from nnjax.cli._errors import UsageError
-from nnjax.saved import SavedModel
+from nnjax.io.saved import SavedModel
 
 __all__ = ["SavedModel", "evaluate", "load_model", "predict"]
 
@@ -92,7 +93,7 @@ def _read_npz(path: pathlib.Path, prep: runs.Preprocessing, x_key: str, target: 
     with archive:
         if x_key not in archive.files or (need_target and target not in archive.files):
             raise UsageError(f"--data: expected arrays {x_key!r} and {target!r} in {path.name}, got {archive.files}")
-        x = nnjax.data.check_features(archive[x_key], name=f"{path.name}[{x_key!r}]").astype(np.float64)
+        x = data_lib.check_features(archive[x_key], name=f"{path.name}[{x_key!r}]").astype(np.float64)
         _check_width(x, prep, path.name)
         y = _targets(prep, archive[target].tolist(), f"{path.name}[{target!r}]") if target in archive.files else None
     return x, y
@@ -113,7 +114,7 @@ def _read_data(args: argparse.Namespace, model: SavedModel, need_target: bool) -
             x, y = _read_csv(path, prep, target, need_target)
         name = path.name
     elif args.dataset:
-        data = nnjax.data.load_dataset(args.dataset, seed=int(model.config["args"].get("seed", 0)))
+        data = data_lib.load_dataset(args.dataset, seed=int(model.config["args"].get("seed", 0)))
         x = data.x
         _check_width(x, prep, args.dataset)
         y = _targets(prep, [data.target_names[c] for c in data.y] if data.task == "classification" else data.y,

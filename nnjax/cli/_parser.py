@@ -15,7 +15,7 @@ import pathlib
 import sys
 from typing import Sequence
 
-from nnjax import runs
+from nnjax.io import runs
 from nnjax.cli._errors import UsageError
 
 __all__ = ["RUN_CONTROL", "TRAIN_FLAGS", "build_parser", "parse_args"]

@@ -12,8 +12,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-import nnjax
-from nnjax import checks, optim, runs, saved
+from nnjax import data as data_lib
+from nnjax._base import checks
+from nnjax.train import optim
+from nnjax.train.loop import EarlyStopping
+from nnjax.nn import losses
+from nnjax.nn.network import MLP
+from nnjax.io import runs, saved
 from nnjax.cli._checks import check_args, check as _check
 from nnjax.cli._errors import UsageError
 
@@ -27,7 +32,7 @@ class Setup(NamedTuple):
     source: dict
     prep: runs.Preprocessing
     splits: dict  # name -> (network inputs, raw targets); "train" always, "validation"/"test" if asked
-    net: nnjax.MLP
+    net: MLP
     optimizer: Any
     fit_kwargs: dict
 
@@ -35,7 +40,7 @@ class Setup(NamedTuple):
 def _load_data(args: argparse.Namespace) -> tuple[Any, dict]:
     task = None if args.task == "auto" else args.task
     if not args.data:
-        return nnjax.data.load_dataset(args.dataset, seed=args.seed), {"kind": "dataset", "name": args.dataset}
+        return data_lib.load_dataset(args.dataset, seed=args.seed), {"kind": "dataset", "name": args.dataset}
     path = pathlib.Path(args.data)
     if path.is_dir():
         raise UsageError(f"--data: expected a file, got a directory {args.data!r}")
@@ -45,9 +50,9 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, dict]:
     if suffix == ".csv":
         if not args.target:
             raise UsageError("--target: expected the name of the CSV's target column, got none")
-        dataset = nnjax.data.load_csv(path, args.target, task=task)
+        dataset = data_lib.load_csv(path, args.target, task=task)
     elif suffix == ".npz":
-        dataset = nnjax.data.load_npz(path, args.x_key, args.target or "y", task=task)
+        dataset = data_lib.load_npz(path, args.x_key, args.target or "y", task=task)
     else:
         raise UsageError(f"--data: expected a .csv or .npz file, got {path.name!r}")
     return dataset, {"kind": "file", "path": str(path.resolve()), "sha256": runs.file_digest(path)}
@@ -59,7 +64,7 @@ def _resolve_loss(args: argparse.Namespace, dataset: Any) -> str:
     name = args.loss
     if name == "auto":
         return "softmax_cross_entropy" if dataset.task == "classification" else "mse"
-    name = nnjax.losses.resolve(name).name
+    name = losses.resolve(name).name
     if dataset.task == "regression" and name != "mse":
         raise UsageError(f"--loss: expected mse for a regression target, got {args.loss!r}")
     if dataset.task == "classification":
@@ -71,7 +76,7 @@ def _resolve_loss(args: argparse.Namespace, dataset: Any) -> str:
     return name
 
 
-def build_net(args: Any, prep: runs.Preprocessing) -> nnjax.MLP:
+def build_net(args: Any, prep: runs.Preprocessing) -> MLP:
     """The topology a run's arguments describe (``args``: a namespace or a config's dict)."""
     try:
         return saved.network_from_args(args, prep)
@@ -91,7 +96,7 @@ def _split(args: argparse.Namespace, dataset: Any) -> dict:
         return {"train": (dataset.x, dataset.y)}  # nothing held out; fit reshuffles every epoch
     stratify = dataset.y if dataset.task == "classification" else None
     try:
-        parts = nnjax.data.split(args.seed, dataset.x, dataset.y, fractions=[f for f in fractions if f > 0],
+        parts = data_lib.split(args.seed, dataset.x, dataset.y, fractions=[f for f in fractions if f > 0],
                                  stratify=stratify)
     except ValueError as err:
         empty = re.match(r"fractions: part (\d+) ", str(err))
@@ -149,7 +154,7 @@ def make_setup(args: argparse.Namespace) -> Setup:
     steps = n_train // args.batch_size if args.drop_last else -(-n_train // args.batch_size)
     splits = {name: (prep.inputs(x), y) for name, (x, y) in parts.items()}
     fit_kwargs = dict(loss=loss, batch_size=args.batch_size, l1=args.l1, l2=args.l2, drop_last=args.drop_last,
-                      early_stopping=(nnjax.EarlyStopping(patience=args.early_stopping, min_delta=args.min_delta)
+                      early_stopping=(EarlyStopping(patience=args.early_stopping, min_delta=args.min_delta)
                                       if args.early_stopping else None))
     source.update(n=len(dataset.x), task=dataset.task, n_features=prep.n_features)
     return Setup(args, source, prep, splits, net, _optimizer(args, steps), fit_kwargs)

@@ -24,10 +24,15 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-import nnjax
-from nnjax import checkpoint, fitting, network, runs, training
+from nnjax import __version__
+from nnjax.io import checkpoint, runs
+from nnjax.train import fitting, loop as training
+from nnjax.nn import losses
+from nnjax.report.diagnosis import diagnose
+from nnjax.report.summary import summary as describe
+from nnjax.nn import network
 from nnjax.cli._setup import Setup, make_setup
-from nnjax.progress import format_metrics
+from nnjax.train.runner import format_metrics
 from nnjax.cli._errors import UsageError
 from nnjax.cli._parser import RUN_CONTROL
 
@@ -60,7 +65,7 @@ def _chunk_runner(setup: Setup) -> Callable[[Any, int], Any]:
             return plans[0].run(plans[0].ts if resume is None else resume.train_state, epochs)
         return run
 
-    from nnjax import population
+    from nnjax.train import population
 
     start = _population_start(setup, jax.random.split(key, args.seeds), len(x))
 
@@ -77,13 +82,13 @@ def _population_start(setup: Setup, keys: jax.Array, n: int) -> Any:
     fit_population starting from nothing and continuing from a result are two different
     programs; starting every chunk from a result compiles one.
     """
-    cfg = training.FitConfig(model=setup.net, loss=nnjax.losses.resolve(setup.fit_kwargs["loss"]),
+    cfg = training.FitConfig(model=setup.net, loss=losses.resolve(setup.fit_kwargs["loss"]),
                              optimizer=setup.optimizer, epochs=1, batch_size=setup.fit_kwargs["batch_size"], n=n,
                              drop_last=setup.fit_kwargs["drop_last"], early_stopping=setup.fit_kwargs["early_stopping"])
 
     def member(key):
         ts = fitting.start(key, cfg)
-        return nnjax.FitResult(params=ts.params, state=ts.state, history={}, train_state=ts, key=key)
+        return fitting.FitResult(params=ts.params, state=ts.state, history={}, train_state=ts, key=key)
 
     return jax.vmap(member)(keys)
 
@@ -192,7 +197,7 @@ def _board(args: argparse.Namespace, run_dir: pathlib.Path, done: int) -> Any:
     logdir = tensorboard_dir(args, run_dir)
     if logdir is None:
         return None
-    from nnjax.tensorboard import Writer
+    from nnjax.report.tensorboard import Writer
 
     return Writer(logdir, purge_step=done or None)
 
@@ -273,7 +278,7 @@ def _members(result: Any, seeds: int) -> list:
 def _best_member(result: Any, seeds: int) -> int:
     if seeds == 1:
         return 0
-    from nnjax import population
+    from nnjax.train import population
 
     return population.best_index(result)
 
@@ -288,9 +293,6 @@ def _outputs(setup: Setup, member: Any) -> dict[str, tuple[np.ndarray, np.ndarra
 
 
 def _diagnosis(history: dict) -> dict:
-    diagnose = getattr(nnjax, "diagnose", None)
-    if diagnose is None:  # the diagnosis module is optional for the CLI
-        return {"verdict": None, "report": "nnjax.diagnose is not available in this version"}
     found = diagnose(history)
     fields = dataclasses.asdict(found) if dataclasses.is_dataclass(found) else {}
     fields["verdict"] = getattr(found, "verdict", None)
@@ -303,7 +305,7 @@ def _plots(setup: Setup, run_dir: pathlib.Path, history: dict, outputs: dict) ->
     (none without matplotlib, with a note)."""
     if setup.args.no_plots:
         return []
-    from nnjax import plots
+    from nnjax.report import plots
 
     title = setup.source.get("name") or pathlib.Path(setup.source["path"]).name
     try:
@@ -341,7 +343,7 @@ def write_outputs(setup: Setup, run_dir: pathlib.Path, result: Any, seconds: flo
     runs.write_json(run_dir / "diagnosis.json", diagnosis)
     runs.write_text(run_dir / "diagnosis.txt", str(diagnosis["report"]).rstrip() + "\n")
     pngs = _plots(setup, run_dir, history, outputs[best])
-    layers = nnjax.summary(setup.net)
+    layers = describe(setup.net)
     runs.write_text(run_dir / "summary.txt", f"{layers}\n")
     summary = {"run_dir": str(run_dir), "data": setup.source.get("name") or setup.source["path"],
                "task": setup.prep.task, "loss": setup.prep.loss, "sizes": list(setup.net.sizes),
@@ -382,7 +384,7 @@ def _config(setup: Setup) -> dict:
     if setup.source.get("path"):
         saved["data"] = setup.source["path"]  # absolute: --config and --resume work from any folder
     return {"args": saved, "data": setup.source, "argv": sys.argv[1:],
-            "versions": {"nnjax": nnjax.__version__, "jax": jax.__version__, "python": sys.version.split()[0]},
+            "versions": {"nnjax": __version__, "jax": jax.__version__, "python": sys.version.split()[0]},
             "written": datetime.datetime.now().isoformat(timespec="seconds")}
 
 

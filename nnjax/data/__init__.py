@@ -28,20 +28,20 @@ from nnjax.data.encoding import standardize as standardize
 from nnjax.data.encoding import Standardizer as Standardizer
 from nnjax.data.files import load_csv as load_csv
 from nnjax.data.files import load_npz as load_npz
-from nnjax.data.hyperparameters import check_fraction as check_fraction
-from nnjax.data.hyperparameters import check_positive as check_positive
-from nnjax.data.hyperparameters import check_positive_int as check_positive_int
+from nnjax._base.checks import check_fraction as check_fraction
+from nnjax._base.checks import check_positive as check_positive
+from nnjax._base.checks import check_positive_int as check_positive_int
 from nnjax.data.splitting import split as split
 from nnjax.data.splitting import split_sizes as split_sizes
 from nnjax.data.text import ENGLISH_STOP_WORDS as ENGLISH_STOP_WORDS
 from nnjax.data.text import PAD_ID as PAD_ID
 from nnjax.data.text import UNKNOWN_ID as UNKNOWN_ID
 from nnjax.data.text import BagOfWords as BagOfWords
-from nnjax.data.validation import check_binary_labels as check_binary_labels
-from nnjax.data.validation import check_features as check_features
-from nnjax.data.validation import check_labels as check_labels
-from nnjax.data.validation import check_signed_labels as check_signed_labels
-from nnjax.data.validation import check_targets as check_targets
+from nnjax._base.validation import check_binary_labels as check_binary_labels
+from nnjax._base.validation import check_features as check_features
+from nnjax._base.validation import check_labels as check_labels
+from nnjax._base.validation import check_signed_labels as check_signed_labels
+from nnjax._base.validation import check_targets as check_targets
 
 __all__ = [
     "ENGLISH_STOP_WORDS",

@@ -35,7 +35,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from nnjax.data.hyperparameters import check_positive, check_positive_int
+from nnjax._base.checks import check_positive, check_positive_int
 
 __all__ = ["Dataset", "load_dataset", "names"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from nnjax.data.validation import check_features, check_labels
+from nnjax._base.validation import check_features, check_labels
 
 __all__ = ["Standardizer", "encode_labels", "one_hot", "standardize"]
 

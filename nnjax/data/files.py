@@ -29,7 +29,7 @@ import numpy as np
 
 from nnjax.data.datasets import Dataset
 from nnjax.data.encoding import encode_labels
-from nnjax.data.validation import check_features, check_targets
+from nnjax._base.validation import check_features, check_targets
 
 __all__ = ["load_csv", "load_npz"]
 

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
-from nnjax._typing import PRNGKey
+from nnjax._base.typing import PRNGKey
 
 __all__ = ["split", "split_sizes"]
 

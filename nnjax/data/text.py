@@ -37,12 +37,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from nnjax.data.hyperparameters import check_positive_int
+from nnjax._base.checks import check_positive_int
+from nnjax._base.typing import PAD_ID, UNKNOWN_ID  # shared with the embedding model
 
 __all__ = ["ENGLISH_STOP_WORDS", "PAD_ID", "UNKNOWN_ID", "BagOfWords"]
 
-PAD_ID = 0
-UNKNOWN_ID = 1
 _FIRST_TOKEN_ID = 2
 
 # A short list of very common English function words.

@@ -22,10 +22,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from nnjax.fitting import FitResult, fit
-from nnjax.network import MLP, apply, init_state
+from nnjax.train.fitting import FitResult, fit
+from nnjax.nn.network import MLP, apply, init_state
 from nnjax.sklearn import _config, _padding
-from nnjax.training import TrainState, fresh_state
+from nnjax.train.loop import TrainState, fresh_state
 
 __all__ = ["BaseMLP", "Run", "Targets", "check_sample_weight", "forward"]
 

@@ -38,8 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax import activations, checks, initializers
-from nnjax.training import EarlyStopping
+from nnjax.nn import activations, initializers
+from nnjax._base import checks
+from nnjax.train.loop import EarlyStopping
 
 __all__ = ["Settings", "batch_size", "check_settings", "early_stopping", "l2_strength", "optimizer"]
 

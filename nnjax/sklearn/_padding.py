@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax.network import MLP, init
-from nnjax.training import split_run_key
+from nnjax.nn.network import MLP, init
+from nnjax.train.loop import split_run_key
 
 __all__ = ["bucket", "canonical_rows", "initial_params", "pad_features", "pad_full_batch", "pad_params",
            "unpad_params"]

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from nnjax._typing import Params
+from nnjax._base.typing import Params
 
 __all__ = [
     "LAYER_KEYS", "SAMPLES_PER_EPOCH", "SATURATING", "SATURATION_LEVEL", "STEP_COLUMNS", "dead_fraction", "epoch_stats",

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax.data import validation as checks
+from nnjax._base import validation as checks
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 

@@ -51,9 +51,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax import activations
-from nnjax._typing import PRNGKey
-from nnjax.data import validation
+from nnjax.nn import activations
+from nnjax._base.typing import PRNGKey
+from nnjax._base import validation
 
 __all__ = [
     "VARIANTS",

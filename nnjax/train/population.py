@@ -43,13 +43,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax import checks, losses, optim, xla_options
-from nnjax import parallel as parallel_lib
-from nnjax._typing import Params, PRNGKey
-from nnjax.fitting import FitResult, fit, prepare
-from nnjax.model import as_model
-from nnjax.network import MLP, init
-from nnjax.training import split_run_key
+from nnjax._base import checks, xla_options
+from nnjax.nn import losses
+from nnjax.train import optim
+from nnjax.train import mesh as parallel_lib
+from nnjax._base.typing import Params, PRNGKey
+from nnjax.train.fitting import FitResult, fit, prepare
+from nnjax.nn.model import as_model
+from nnjax.nn.network import MLP, init
+from nnjax.train.loop import split_run_key
 
 __all__ = [
     "HYPERPARAMETERS",
@@ -291,9 +293,6 @@ def fit_population(
     return result
 
 
-def _is_maximised(metric: str) -> bool:
-    return losses.is_maximised(metric)
-
 
 def member_scores(result: FitResult, metric: str | None = None, *, at: str = "last") -> np.ndarray:
     """One score per member: ``history[metric]`` at the last epoch run, or its best epoch.
@@ -323,7 +322,7 @@ def member_scores(result: FitResult, metric: str | None = None, *, at: str = "la
         with np.errstate(all="ignore"):
             empty = np.all(np.isnan(masked), axis=1)
             filled = np.where(empty[:, None], 0.0, masked)
-            best = np.nanmax(filled, axis=1) if _is_maximised(metric) else np.nanmin(filled, axis=1)
+            best = np.nanmax(filled, axis=1) if losses.is_maximised(metric) else np.nanmin(filled, axis=1)
         return np.where(empty, np.nan, best)
     raise ValueError(f"at: expected 'last' or 'best', got {at!r}")
 
@@ -342,7 +341,7 @@ def best_index(result: FitResult, metric: str | None = None, *, at: str = "last"
     metric = metric or ("val_loss" if "val_loss" in result.history else "loss")
     if np.all(np.isnan(scores)):
         raise ValueError(f"result: no member has a finite {metric!r}; every run diverged or stopped")
-    return int(np.nanargmax(scores) if _is_maximised(metric) else np.nanargmin(scores))
+    return int(np.nanargmax(scores) if losses.is_maximised(metric) else np.nanargmin(scores))
 
 
 def select(result: Any, index: int) -> Any:

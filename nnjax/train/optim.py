@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax import checks
+from nnjax._base import checks
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "ByValue", "by_value", "make", "schedule", "with_clipping"]
 

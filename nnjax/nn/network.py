@@ -49,8 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax import activations, initializers
-from nnjax._typing import Params, PRNGKey, State
+from nnjax.nn import activations, initializers
+from nnjax._base.typing import Params, PRNGKey, State
 
 __all__ = [
     "MLP",

@@ -37,9 +37,9 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from nnjax import losses, network
-from nnjax._typing import Params, PRNGKey, State
-from nnjax.data import validation as checks
+from nnjax.nn import losses, network
+from nnjax._base.typing import Params, PRNGKey, State
+from nnjax._base import validation as checks
 
 __all__ = ["MLPModel", "Model", "as_model"]
 

@@ -35,15 +35,18 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
+
+from nnjax.train import population
+from nnjax.train.fitting import fit
+from nnjax.train.mesh import (add_launch_arguments, batch_sharding, constrain_population, initialize,
+                              initialize_from_args, make_mesh, pad_population)
 
 __all__ = [
     "add_launch_arguments",
@@ -57,72 +60,6 @@ __all__ = [
     "member_share",
     "pad_population",
 ]
-
-
-def make_mesh(population: int | None = None, data: int | None = None, *, devices: Sequence[Any] | None = None) -> Mesh:
-    """A device mesh with axes ("population", "data") of the given sizes.
-
-    With neither size given, every device goes to the population axis; with one
-    given, the other takes the remaining devices. Axes of size 1 are kept, so
-    ``make_mesh(population=8, data=1)`` and ``make_mesh(population=8)`` are alike.
-
-    Args:
-      population: devices along the population axis.
-      data: devices along the data (batch) axis.
-      devices: the devices to use (default: ``jax.devices()``, every process's).
-
-    Raises:
-      ValueError: when ``population * data`` is not the number of devices.
-
-    Example:
-      >>> import jax
-      >>> dict(make_mesh(data=1, devices=jax.devices()[:1]).shape)
-      {'population': 1, 'data': 1}
-    """
-    devices = list(jax.devices() if devices is None else devices)
-    total = len(devices)
-    if population is None and data is None:
-        population = total
-    if population is None:
-        population = total // max(int(data), 1)
-    if data is None:
-        data = total // max(int(population), 1)
-    population, data = int(population), int(data)
-    if population < 1 or data < 1 or population * data != total:
-        raise ValueError(
-            f"population, data: expected positive sizes whose product is the number of devices ({total}), "
-            f"got population={population}, data={data}"
-        )
-    return Mesh(np.array(devices, dtype=object).reshape(population, data), ("population", "data"))
-
-
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """The sharding of the epoch's ``(steps, batch, ...)`` arrays: batch rows split over "data"."""
-    return NamedSharding(mesh, PartitionSpec(None, "data"))
-
-
-def constrain_population(tree: Any, mesh: Mesh) -> Any:
-    """Inside ``jit``: every leaf's leading (member) axis split over the mesh's "population" axis."""
-    sharding = NamedSharding(mesh, PartitionSpec("population"))
-    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), tree)
-
-
-def pad_population(tree: Any, size: int, multiple: int) -> Any:
-    """Pads every leaf's leading axis from ``size`` to a multiple of ``multiple`` by repeating row 0.
-
-    The extra members train like member 0 and are sliced off afterwards, so a
-    population of any size fills a mesh.
-    """
-    padded = -(-size // multiple) * multiple
-    if padded == size:
-        return tree
-
-    def pad(a):
-        extra = jnp.repeat(a[:1], padded - size, axis=0)
-        return jnp.concatenate([a, extra], axis=0)
-
-    return jax.tree.map(pad, tree)
-
 
 def fit_data_parallel(key: jax.Array, net: Any, data: tuple[Any, Any], *, mesh: Mesh | None = None, **fit_kwargs: Any):
     """:func:`nnjax.fit` with every minibatch split over the mesh's "data" axis.
@@ -147,8 +84,6 @@ def fit_data_parallel(key: jax.Array, net: Any, data: tuple[Any, Any], *, mesh: 
     Raises:
       ValueError: for a mesh without a "data" axis or a batch that does not split evenly.
     """
-    from nnjax.fitting import fit  # floor 3; imported here so nnjax.parallel stays importable early
-
     mesh = make_mesh(data=len(jax.devices())) if mesh is None else mesh
     if "data" not in mesh.axis_names:
         raise ValueError(f"mesh: expected an axis named 'data', got axes {mesh.axis_names}")
@@ -161,71 +96,6 @@ def fit_data_parallel(key: jax.Array, net: Any, data: tuple[Any, Any], *, mesh: 
     if "batch_sharding" in fit_kwargs:
         raise ValueError("batch_sharding: set by fit_data_parallel from mesh; pass mesh instead")
     return fit(key, net, data, batch_sharding=batch_sharding(mesh), **fit_kwargs)
-
-
-def initialize(
-    coordinator_address: str | None = None,
-    num_processes: int | None = None,
-    process_id: int | None = None,
-    *,
-    local_device_ids: Sequence[int] | None = None,
-    cpu_collectives: str | None = "gloo",
-) -> None:
-    """Joins this process to a multi-process JAX run (``jax.distributed.initialize``).
-
-    Call it first, before any other JAX call. With no arguments JAX detects
-    the cluster (SLURM, Open MPI, Kubernetes, ...); otherwise give all three of
-    ``coordinator_address`` ("host:port" of process 0), ``num_processes`` and
-    ``process_id``. On CPUs, cross-process collectives need an implementation:
-    ``cpu_collectives="gloo"`` (set it to None to leave JAX's setting alone).
-
-    Raises:
-      ValueError: when only some of the three launch values are given.
-    """
-    given = [v is not None for v in (coordinator_address, num_processes, process_id)]
-    if any(given) and not all(given):
-        raise ValueError(
-            "coordinator_address, num_processes, process_id: expected all three (or none, to detect the cluster), "
-            f"got {coordinator_address!r}, {num_processes!r}, {process_id!r}"
-        )
-    if cpu_collectives is not None:
-        jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
-    jax.distributed.initialize(
-        coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id,
-        local_device_ids=local_device_ids,
-    )
-
-
-def add_launch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Adds ``--coordinator HOST:PORT``, ``--num-processes N`` and ``--process-id I`` to a parser.
-
-    Each also reads an environment variable (``NNJAX_COORDINATOR``,
-    ``NNJAX_NUM_PROCESSES``, ``NNJAX_PROCESS_ID``) when the flag is absent.
-    """
-    env = os.environ.get
-    parser.add_argument("--coordinator", default=env("NNJAX_COORDINATOR"),
-                        help="host:port of process 0 (multi-process runs)")
-    parser.add_argument("--num-processes", type=int, default=env("NNJAX_NUM_PROCESSES"),
-                        help="number of processes in the run")
-    parser.add_argument("--process-id", type=int, default=env("NNJAX_PROCESS_ID"),
-                        help="this process's index, 0 .. num-processes - 1")
-    parser.add_argument("--slurm", action="store_true", help="detect the launch values from SLURM")
-    return parser
-
-
-def initialize_from_args(args: argparse.Namespace) -> bool:
-    """Calls :func:`initialize` from :func:`add_launch_arguments`'s flags; False for a 1-process run."""
-    if getattr(args, "slurm", False):
-        initialize()
-        return True
-    if args.coordinator is None and args.num_processes is None and args.process_id is None:
-        return False
-    initialize(args.coordinator, args.num_processes, args.process_id)
-    return True
-
-
-#: fit_population's per-member numbers: sliced with the members when given one per member.
-_MEMBER_VALUES = ("learning_rate", "l1", "l2", "dropout", "init_scale")
 
 
 def member_share(size: int, process_index: int, process_count: int) -> np.ndarray:
@@ -300,8 +170,6 @@ def fit_population_distributed(
     Raises:
       ValueError: for ``mesh``, or for what :func:`nnjax.fit_population` refuses.
     """
-    from nnjax import population
-
     if "mesh" in population_kwargs:
         raise ValueError("mesh: not accepted by fit_population_distributed (each process trains its members on its "
                          "own devices); use fit_population(mesh=...) for one process's devices")
@@ -317,7 +185,7 @@ def fit_population_distributed(
         return jax.tree.map(lambda a: a[mine], value)
 
     local_kwargs = dict(population_kwargs)
-    for name in _MEMBER_VALUES:
+    for name in population.HYPERPARAMETERS:  # per-member numbers: sliced with the members
         value = local_kwargs.get(name)
         if value is not None and not callable(value) and np.ndim(value) >= 1:
             local_kwargs[name] = np.asarray(value)[mine]

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nnjax._files import atomic_write
+from nnjax._base.files import atomic_write
 
 __all__ = ["confusion_matrix", "plot_confusion_matrix", "plot_gradient_norms", "plot_history", "save_figure"]
 

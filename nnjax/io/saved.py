@@ -36,7 +36,8 @@ from typing import Any, Mapping, NamedTuple
 import jax
 import numpy as np
 
-from nnjax import checkpoint, network, runs
+from nnjax.io import checkpoint, runs
+from nnjax.nn import network
 
 __all__ = ["LoadError", "SavedModel", "load", "network_from_args"]
 
@@ -214,7 +215,7 @@ class SavedModel(NamedTuple):
 
     def summary(self) -> Any:
         """The network's :func:`nnjax.summary`."""
-        from nnjax.describe import summary
+        from nnjax.report.summary import summary
 
         return summary(self.net)
 

@@ -27,9 +27,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnjax import diagnostics, losses
-from nnjax._typing import Params, PRNGKey, State
-from nnjax.model import as_model
+from nnjax.train import diagnostics
+from nnjax.nn import losses
+from nnjax._base.typing import Params, PRNGKey, State
+from nnjax.nn.model import as_model
 
 __all__ = [
     "EarlyStopping",

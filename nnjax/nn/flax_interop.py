@@ -48,9 +48,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from nnjax import activations
-from nnjax._typing import Params, State
-from nnjax.network import MLP, init_state
+from nnjax.nn import activations
+from nnjax._base.typing import Params, State
+from nnjax.nn.network import MLP, init_state
 
 __all__ = ["LinenMLP", "ResidualBlock", "from_linen", "from_nnx", "linen_module", "to_linen", "to_nnx"]
 

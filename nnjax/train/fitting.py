@@ -20,11 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax import cache, checks, losses, optim, xla_options
-from nnjax._typing import Params, PRNGKey, State
-from nnjax.data import validation as data_lib
-from nnjax.model import as_model
-from nnjax.training import EarlyStopping, FitConfig, HyperParams, TrainState, init_train_state, run, split_run_key
+from nnjax._base import cache, checks, xla_options
+from nnjax.nn import losses
+from nnjax.train import optim
+from nnjax._base.typing import Params, PRNGKey, State
+from nnjax._base import validation as data_lib
+from nnjax.nn.model import as_model
+from nnjax.train.loop import EarlyStopping, FitConfig, HyperParams, TrainState, init_train_state, run, split_run_key
 
 __all__ = ["FitResult", "Plan", "Prepared", "fit", "hyperparameters", "plan", "prepare", "run_compiled", "scan_length",
            "start"]
@@ -300,7 +302,7 @@ def fit(
              clip_value=clip_value, diagnostics=diagnostics, params=params, resume=resume,
              batch_sharding=batch_sharding, shuffle=shuffle)
     if progress and _is_concrete(p.key, p.data, p.hp, p.ts):
-        from nnjax.progress import run_in_chunks
+        from nnjax.train.runner import run_in_chunks
 
         every = max(1, min(epochs, progress_every or max(1, epochs // 10)))
         slots = scan_length(every)  # every chunk, the short last one too, runs one program

@@ -29,9 +29,10 @@ from typing import Any, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from nnjax.fitting import FitResult
-from nnjax.network import MLP
-from nnjax.population import HYPERPARAMETERS, _is_maximised, fit_population, member_scores
+from nnjax.train.fitting import FitResult
+from nnjax.nn.network import MLP
+from nnjax.nn.losses import is_maximised
+from nnjax.train.population import HYPERPARAMETERS, fit_population, member_scores
 
 __all__ = ["LogUniform", "SweepResult", "Uniform", "format_table", "grid", "random_search", "sweep"]
 
@@ -236,4 +237,4 @@ def sweep(
     scores = member_scores(result, metric, at=at).reshape(n_settings, seeds)
     metric = metric or ("val_loss" if "val_loss" in result.history else "loss")
     stacked = jax.tree.map(lambda a: a.reshape((n_settings, seeds) + a.shape[1:]), result)
-    return SweepResult(settings=columns, scores=scores, metric=metric, maximise=_is_maximised(metric), result=stacked)
+    return SweepResult(settings=columns, scores=scores, metric=metric, maximise=is_maximised(metric), result=stacked)

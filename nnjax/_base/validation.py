@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 # The hyper-parameter checks live next door; re-exported so every check_* is importable from here.
-from nnjax.data.hyperparameters import check_fraction, check_positive, check_positive_int
+from nnjax._base.checks import check_fraction, check_positive, check_positive_int
 
 __all__ = [
     "check_binary_labels",

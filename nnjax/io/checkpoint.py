@@ -49,8 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax import _checkpoint_integrity as integrity
-from nnjax._checkpoint_integrity import CheckpointError
+from nnjax.io import integrity
+from nnjax.io.integrity import CheckpointError
 
 __all__ = ["CheckpointError", "intact_steps", "latest_intact_step", "latest_step", "restore", "restore_metadata",
            "save", "steps"]

@@ -37,7 +37,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from nnjax._files import atomic_write
+from nnjax._base.files import atomic_write
 
 __all__ = [
     "CHECKPOINTS",
@@ -251,7 +251,7 @@ def _per_example_loss(name: str) -> Callable:
     would compile a program of its own for every new number of rows)."""
     import jax
 
-    from nnjax import losses
+    from nnjax.nn import losses
 
     return jax.jit(losses.get(name))
 
@@ -270,7 +270,7 @@ def score(prep: Preprocessing, logits: Any, y: np.ndarray) -> dict[str, Any]:
 
 def score_splits(prep: Preprocessing, splits: dict[str, tuple[Any, np.ndarray]]) -> dict[str, dict[str, Any]]:
     """:func:`score` of each split's ``(logits, y)``; the losses of all rows come from one program call."""
-    from nnjax import metrics  # jax and sklearn load here only; keeps ``import nnjax.runs`` light
+    from nnjax.report import metrics  # jax and sklearn load here only; keeps ``import nnjax.runs`` light
 
     logits = {name: np.asarray(out, np.float32) for name, (out, _) in splits.items()}
     targets = np.concatenate([np.asarray(prep.targets(y)) for _, y in splits.values()])
