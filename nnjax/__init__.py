@@ -83,7 +83,9 @@ NAMES = {
     "load": "nnjax.io.saved",
     "Summary": "nnjax.report.summary",
     "summary": "nnjax.report.summary",
-    "EarlyStopping": "nnjax.train.loop",
+    "EarlyStopping": "nnjax.train.options",
+    "Options": "nnjax.train.options",
+    "Stop": "nnjax.train.runner",
     "FitResult": "nnjax.train.fitting",
     "fit": "nnjax.train.fitting",
     "MLP": "nnjax.nn.network",
@@ -169,7 +171,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from nnjax.train import diagnostics, optim, parallel, population, sweeps
     from nnjax.train import fitting, loop as training, runner as progress
     from nnjax.train.fitting import FitResult, fit
-    from nnjax.train.loop import EarlyStopping
+    from nnjax.train.options import EarlyStopping, Options
+    from nnjax.train.runner import Stop
     from nnjax.train.population import best_index, fit_population, select
     from nnjax.train.sweeps import SweepResult, sweep
 

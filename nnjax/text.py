@@ -43,12 +43,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
-import optax
-
 from nnjax._base.typing import PRNGKey
 from nnjax.nn.text import EmbeddingBag, TextModel, apply, check_ids, init, pool, predict, token_scores
 from nnjax.train.fitting import FitResult, fit
+from nnjax.train.options import Options, takes_settings
 
 __all__ = [
     "EmbeddingBag",
@@ -67,20 +65,10 @@ __all__ = [
 TextFitResult = FitResult
 
 
-def fit_text(
-    key: PRNGKey,
-    model: EmbeddingBag,
-    data: tuple[Any, Any],
-    *,
-    loss: Any,
-    optimizer: optax.GradientTransformation | str,
-    epochs: int,
-    batch_size: int,
-    l2: float | jax.Array = 0.0,
-    validation: tuple[Any, Any] | None = None,
-    params: dict | None = None,
-    **fit_kwargs: Any,
-) -> FitResult:
+@takes_settings
+def fit_text(key: PRNGKey, model: EmbeddingBag, data: tuple[Any, Any], options: Options | None = None, *,
+             params: dict | None = None, resume: FitResult | None = None, progress: Any = False,
+             progress_every: int | None = None, **settings: Any) -> FitResult:
     """Trains the embedding table and the head together: :func:`nnjax.fit` on the text model.
 
     The same compiled core as every model, so text models get early stopping, ``resume=``,
@@ -96,14 +84,13 @@ def fit_text(
       model: the topology.
       data: ``(ids, y)``: token ids ``(n, max_len)`` and targets as ``loss`` expects
         (0/1 for "binary_cross_entropy", class ids for "softmax_cross_entropy").
-      loss: a loss name from :mod:`nnjax.losses`.
-      optimizer: any optax transformation.
-      epochs, batch_size: passes over the data; texts per minibatch.
-      l2: ``l2 * sum W^2`` over the head's weight matrices (the table is not penalised).
-      validation: ``(ids_val, y_val)``, scored after every epoch.
+      options: the settings as an :class:`~nnjax.train.options.Options` record (keywords
+        replace its fields).
       params: initial parameters (default :func:`init`).
-      **fit_kwargs: the rest of :func:`nnjax.fit`'s keywords (``early_stopping``, ``resume``,
-        ``sample_weight``, ``diagnostics``, ``progress`` ...).
+      resume, progress, progress_every: as in :func:`nnjax.fit`.
+      **settings: the fields of :class:`~nnjax.train.options.Options` (``loss``, ``optimizer``,
+        ``epochs``, ``batch_size``, ``early_stopping``, ``sample_weight``, ...). ``l2`` penalises
+        the head's weight matrices (the table is not penalised).
 
     Returns:
       A :class:`nnjax.FitResult`; ``history`` as :func:`nnjax.fit` records it ("loss",
@@ -120,5 +107,5 @@ def fit_text(
     """
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(f"data: expected a pair (ids, y), got {type(data).__name__}")
-    return fit(key, model, data, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size, l2=l2,
-               validation=validation, params=params, **fit_kwargs)
+    return fit(key, model, data, options, params=params, resume=resume, progress=progress,
+               progress_every=progress_every, **settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pathlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -98,6 +99,32 @@ API = {
                                  ValueError, "resume"),
     "fit resume other optimizer": (lambda: fit(optimizer="adam", key=None, resume=_Resumed.get()),
                                    ValueError, "resume"),
+    # nnjax.fit: the settings record (nnjax.Options) and what fit checks against the network
+    "fit early_stopping 0": (lambda: fit(early_stopping=0), ValueError, "early_stopping"),  # None is off
+    "fit early_stopping -1": (lambda: fit(early_stopping=-1), ValueError, "early_stopping"),
+    "fit early_stopping float": (lambda: fit(early_stopping=2.5), TypeError, "early_stopping"),
+    "EarlyStopping min_delta -1": (lambda: nnjax.EarlyStopping(min_delta=-1), ValueError, "min_delta"),
+    "EarlyStopping mode bogus": (lambda: nnjax.EarlyStopping(mode="bogus"), ValueError, "mode"),
+    "EarlyStopping patience 2.5": (lambda: nnjax.EarlyStopping(patience=2.5), TypeError, "patience"),
+    "EarlyStopping patience 0": (lambda: nnjax.EarlyStopping(patience=0), ValueError, "patience"),
+    "fit monitor not recorded": (lambda: fit(early_stopping=nnjax.EarlyStopping(monitor="val_f1"), validation=(X, Y)),
+                                 ValueError, "monitor"),
+    "fit params of another network": (lambda: fit(params=nnjax.init(jax.random.key(0), nnjax.MLP((2, 5, 3)))),
+                                      ValueError, "params"),
+    "fit shuffle 'no'": (lambda: fit(shuffle="no"), TypeError, "shuffle"),
+    "fit drop_last 1": (lambda: fit(drop_last=1), TypeError, "drop_last"),
+    "fit resume {}": (lambda: fit(key=None, resume={}), TypeError, "resume"),
+    "fit key of a population": (lambda: nnjax.fit(jax.random.split(jax.random.key(0), 3), NET, (X, Y), **FIT),
+                                ValueError, "key"),
+    "fit key an int": (lambda: nnjax.fit(0, NET, (X, Y), **FIT), TypeError, "key"),
+    "fit loss returns a scalar": (lambda: fit(loss=lambda logits, y: jnp.mean(logits)), ValueError, "loss"),
+    "fit loss returns (n, k)": (lambda: fit(loss=lambda logits, y: logits ** 2), ValueError, "loss"),
+    "fit unknown setting": (lambda: fit(epoch=3), TypeError, "epoch"),
+    "fit missing loss": (lambda: nnjax.fit(jax.random.key(0), NET, (X, Y), optimizer="sgd", epochs=1, batch_size=4),
+                         TypeError, "loss"),
+    "fit options not a record": (lambda: nnjax.fit(jax.random.key(0), NET, (X, Y), dict(FIT)), TypeError, "options"),
+    "fit learning_rate with an optax object": (lambda: fit(optimizer=optax.sgd(0.1), learning_rate=0.1), ValueError,
+                                               "learning_rate"),
     # nnjax.optim
     "make learning_rate nan": (lambda: optim.make("sgd", NAN), ValueError, "learning_rate"),
     "make momentum nan": (lambda: optim.make("momentum", 0.1, momentum=NAN), ValueError, "momentum"),
@@ -128,6 +155,10 @@ API = {
     "population learning_rate shape": (lambda: population(learning_rate=[0.1, 0.2, 0.3]), ValueError,
                                        "learning_rate"),
     "population class_weight": (lambda: population(class_weight={9: 1.0}), ValueError, "class_weight"),
+    "population zero keys": (lambda: fit_population(jax.random.split(jax.random.key(0), 0), NET, (X, Y),
+                                                    learning_rate=0.1, **FIT), ValueError, "keys"),
+    "population batch_sharding": (lambda: population(batch_sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0])),
+                                  ValueError, "batch_sharding"),
     # nnjax.MLP
     "MLP one size": (lambda: nnjax.MLP((2,)), ValueError, "sizes"),
     "MLP width 0": (lambda: nnjax.MLP((2, 0, 3)), ValueError, "sizes"),

@@ -14,7 +14,9 @@ The rules (:data:`RULES`, :data:`COUNTS`):
 * momentum, Adam's ``beta_1`` and ``beta_2``, dropout: finite in [0, 1);
 * a schedule's decay rate: in (0, 1]; its final fraction: in [0, 1];
 * penalties (``l1``, ``l2``, ``alpha``), weight decay, early stopping's ``min_delta``: finite, >= 0;
-* schedule lengths (steps, decay steps): integers >= 1; warm-up: an integer >= 0;
+* schedule lengths (steps, decay steps), early stopping's patience: integers >= 1; warm-up: an
+  integer >= 0;
+* switches (``shuffle``, ``drop_last``, ...): True or False; named choices: one of their names;
 * class weights: finite, >= 0, naming labels that occur in the targets;
 * classification: at least two classes.
 
@@ -38,9 +40,9 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
-__all__ = ["COUNTS", "OPTIMIZERS", "RULES", "Rule", "SCHEDULES", "check", "check_class_weight", "check_classes", "check_count",
-           "check_fraction", "check_optimizer", "check_positive", "check_positive_int", "check_schedule",
-           "check_split", "is_traced"]
+__all__ = ["COUNTS", "OPTIMIZERS", "RULES", "Rule", "SCHEDULES", "check", "check_choice", "check_class_weight",
+           "check_classes", "check_count", "check_flag", "check_fraction", "check_optimizer", "check_positive",
+           "check_positive_int", "check_schedule", "check_split", "is_traced"]
 
 #: Optimizer and schedule names that :func:`nnjax.optim.make` and :func:`nnjax.optim.schedule` build.
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
@@ -93,7 +95,7 @@ RULES: dict[str, Rule] = {
 }
 
 #: The integer settings, by rule name: the smallest value allowed.
-COUNTS: dict[str, int] = {"steps": 1, "decay_steps": 1, "warmup_steps": 0, "epochs": 1, "batch_size": 1}
+COUNTS: dict[str, int] = {"steps": 1, "decay_steps": 1, "warmup_steps": 0, "epochs": 1, "batch_size": 1, "patience": 1}
 
 
 def is_traced(value: Any) -> bool:
@@ -174,6 +176,34 @@ def check_count(rule: str, value: Any, name: str | None = None) -> int:
     if number < low:
         raise ValueError(f"{name}: expected an int >= {low}, got {number}")
     return number
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """Checks a switch: True or False (NumPy's bool too); anything else, a string included, is refused.
+
+    Example:
+      >>> check_flag("no", "shuffle")
+      Traceback (most recent call last):
+      ...
+      TypeError: shuffle: expected True or False, got str 'no'
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_choice(value: Any, choices: tuple[str, ...], name: str) -> str:
+    """Checks a setting that is one of a few names.
+
+    Example:
+      >>> check_choice("bogus", ("auto", "min", "max"), "mode")
+      Traceback (most recent call last):
+      ...
+      ValueError: mode: expected one of 'auto', 'min', 'max', got 'bogus'
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
 
 
 def _named(names: Mapping[str, str] | None, rule: str) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 from nnjax import data as data_lib
 from nnjax._base import checks
 from nnjax.train import optim
-from nnjax.train.loop import EarlyStopping
+from nnjax.train.options import EarlyStopping, Options
 from nnjax.nn import losses
 from nnjax.nn.network import MLP
 from nnjax.io import runs, saved
@@ -33,8 +33,13 @@ class Setup(NamedTuple):
     prep: runs.Preprocessing
     splits: dict  # name -> (network inputs, raw targets); "train" always, "validation"/"test" if asked
     net: MLP
-    optimizer: Any
-    fit_kwargs: dict
+    options: Options  # the run's settings, validation data included
+
+    @property
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training split as the network trains on it: ``(inputs, encoded targets)``."""
+        x, y = self.splits["train"]
+        return x, self.prep.targets(y)
 
 
 def _load_data(args: argparse.Namespace) -> tuple[Any, dict]:
@@ -153,8 +158,13 @@ def make_setup(args: argparse.Namespace) -> Setup:
     net = build_net(args, prep)
     steps = n_train // args.batch_size if args.drop_last else -(-n_train // args.batch_size)
     splits = {name: (prep.inputs(x), y) for name, (x, y) in parts.items()}
-    fit_kwargs = dict(loss=loss, batch_size=args.batch_size, l1=args.l1, l2=args.l2, drop_last=args.drop_last,
-                      early_stopping=(EarlyStopping(patience=args.early_stopping, min_delta=args.min_delta)
-                                      if args.early_stopping else None))
+    validation = None
+    if "validation" in splits:
+        xv, yv = splits["validation"]
+        validation = (xv, prep.targets(yv))
+    # --early-stopping 0 is the command line's "off" (the API's is None)
+    stopping = EarlyStopping(patience=args.early_stopping, min_delta=args.min_delta) if args.early_stopping else None
+    options = Options(loss=loss, optimizer=_optimizer(args, steps), epochs=args.epochs, batch_size=args.batch_size,
+                      l1=args.l1, l2=args.l2, drop_last=args.drop_last, early_stopping=stopping, validation=validation)
     source.update(n=len(dataset.x), task=dataset.task, n_features=prep.n_features)
-    return Setup(args, source, prep, splits, net, _optimizer(args, steps), fit_kwargs)
+    return Setup(args, source, prep, splits, net, options)

@@ -1,11 +1,13 @@
 """``nnjax train``: validate everything, then train in compiled chunks with progress and checkpoints.
 
-Training runs as chunks of a few epochs, each one compiled call of :func:`nnjax.fit` (or
-:func:`nnjax.population.fit_population` for ``--seeds N``) continuing the previous chunk with
-``resume=``; a continued run is bit for bit the run done in one go, so chunks only decide when
-the host sees progress and when a checkpoint is written. ``--resume DIR`` restores the newest
-checkpoint and carries on with the same chunks; a damaged checkpoint stops it before any file is
-written, and ``--from-intact`` carries on from the newest intact one instead.
+A thin face over the library: the arguments become an :class:`~nnjax.train.options.Options`
+record (:mod:`nnjax.cli._setup`), the run a plan (:func:`nnjax.fitting.plan`, or
+:func:`nnjax.population.plan_population` for ``--seeds N``), and the chunk runner
+(:func:`nnjax.train.runner.train`) trains it with the progress bar, ``--tensorboard`` and the
+checkpoint writer as hooks. A continued run is bit for bit the run done in one go, so chunks only
+decide when the host sees progress and when a checkpoint is written. ``--resume DIR`` restores
+the newest checkpoint and carries on with the same chunks; a damaged checkpoint stops it before
+any file is written, and ``--from-intact`` carries on from the newest intact one instead.
 """
 
 from __future__ import annotations
@@ -13,176 +15,76 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import math
 import os
 import pathlib
 import shutil
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import numpy as np
 
 from nnjax import __version__
 from nnjax.io import checkpoint, runs
-from nnjax.train import fitting, loop as training
-from nnjax.nn import losses
+from nnjax.train import fitting, runner
 from nnjax.report.diagnosis import diagnose
 from nnjax.report.summary import summary as describe
 from nnjax.nn import network
 from nnjax.cli._setup import Setup, make_setup
-from nnjax.train.runner import format_metrics
 from nnjax.cli._errors import UsageError
 from nnjax.cli._parser import RUN_CONTROL
 
-__all__ = ["run_training", "train", "write_outputs"]
+__all__ = ["plan_run", "run_training", "train", "write_outputs"]
 
 
-def _chunk_runner(setup: Setup) -> Callable[[Any, int], Any]:
-    """``run(resume, epochs) -> FitResult`` for one compiled chunk (a population with --seeds).
-
-    ``resume`` is the previous chunk's result (None at the start); only its training state and
-    key are used, so callers pass it with an empty history: every chunk then has the same
-    argument shapes and the program compiles once.
-    """
-    args = setup.args
-    x, y = setup.splits["train"]
-    data = (x, setup.prep.targets(y))
-    validation = None
-    if "validation" in setup.splits:
-        xv, yv = setup.splits["validation"]
-        validation = (xv, setup.prep.targets(yv))
-    key = jax.random.key(args.seed)
-    if args.seeds == 1:
-        plans: list[fitting.Plan] = []  # checked and encoded once, at the first chunk
-
-        def run(resume, epochs):
-            if not plans:
-                plans.append(fitting.plan(None if resume is not None else key, setup.net, data,
-                                          optimizer=setup.optimizer, epochs=epochs, validation=validation,
-                                          resume=resume, **setup.fit_kwargs))
-            return plans[0].run(plans[0].ts if resume is None else resume.train_state, epochs)
-        return run
-
+def plan_run(setup: Setup) -> Any:
+    """The run's plan, checked and started once: one model, or a population for ``--seeds N``
+    (:func:`nnjax.fitting.plan`, :func:`nnjax.population.plan_population`)."""
+    key = jax.random.key(setup.args.seed)
+    if setup.args.seeds == 1:
+        return fitting.plan(key, setup.net, setup.data, setup.options)
     from nnjax.train import population
 
-    start = _population_start(setup, jax.random.split(key, args.seeds), len(x))
-
-    def run_population(resume, epochs):
-        return population.fit_population(None, setup.net, data, optimizer=setup.optimizer, epochs=epochs,
-                                         validation=validation, resume=start if resume is None else resume,
-                                         **setup.fit_kwargs)
-    return run_population
-
-
-def _population_start(setup: Setup, keys: jax.Array, n: int) -> Any:
-    """Every member's untrained state, as ``fit`` starts it from its key (:func:`nnjax.fitting.start`).
-
-    fit_population starting from nothing and continuing from a result are two different
-    programs; starting every chunk from a result compiles one.
-    """
-    cfg = training.FitConfig(model=setup.net, loss=losses.resolve(setup.fit_kwargs["loss"]),
-                             optimizer=setup.optimizer, epochs=1, batch_size=setup.fit_kwargs["batch_size"], n=n,
-                             drop_last=setup.fit_kwargs["drop_last"], early_stopping=setup.fit_kwargs["early_stopping"])
-
-    def member(key):
-        ts = fitting.start(key, cfg)
-        return fitting.FitResult(params=ts.params, state=ts.state, history={}, train_state=ts, key=key)
-
-    return jax.vmap(member)(keys)
-
-
-def _gather(history: dict | None, parts: list[dict], axis: int) -> dict:
-    """The history so far with the chunks' histories appended (copied to the host)."""
-    pieces = ([history] if history is not None else []) + [{k: np.asarray(v) for k, v in p.items()} for p in parts]
-    return {k: np.concatenate([piece[k] for piece in pieces], axis=axis) for k in pieces[-1]}
-
-
-def _chunk_plan(done: int, total: int, every: int, checkpoint_every: int) -> list[int]:
-    """Chunk lengths from ``done`` to ``total``: at most ``every`` epochs, ending on checkpoint epochs."""
-    sizes = []
-    while done < total:
-        stop = min(total, done + every)
-        if checkpoint_every:
-            stop = min(stop, (done // checkpoint_every + 1) * checkpoint_every)
-        sizes.append(stop - done)
-        done = stop
-    return sizes
-
-
-def _chunk_epochs(args: argparse.Namespace) -> int:
-    """Epochs per compiled chunk: --progress-every, or about 20 progress updates per run.
-
-    The default divides the checkpoint interval, so that all chunks have one length and the
-    training program compiles once.
-    """
-    if args.progress_every:
-        return args.progress_every
-    target = max(1, math.ceil(args.epochs / 20))
-    if args.checkpoint_every:
-        target = max(d for d in range(1, min(target, args.checkpoint_every) + 1) if args.checkpoint_every % d == 0)
-    return target
+    return population.plan_population(jax.random.split(key, setup.args.seeds), setup.net, setup.data, setup.options)
 
 
 def _all_stopped(result: Any) -> bool:
     return bool(np.all(np.asarray(result.train_state.stopped)))
 
 
-def _progress_bar(args: argparse.Namespace, total: int, done: int) -> Any:
-    if args.quiet:
-        return None
-    from tqdm import tqdm
+class _Checkpoints(runner.Hook):
+    """Saves the run at every ``--checkpoint-every`` epoch and when training ends."""
 
-    return tqdm(total=total, initial=done, unit="epoch", desc="nnjax train (compiling)", file=sys.stderr,
-                leave=False, dynamic_ncols=True)
+    def __init__(self, directory: pathlib.Path):
+        self.directory = directory
+
+    def on_checkpoint(self, done: int, result: Any, finished: bool) -> None:
+        checkpoint.save(self.directory, result, step=done, metadata={"epochs_done": done, "finished": finished})
 
 
-def run_training(setup: Setup, ckpt_dir: pathlib.Path, result: Any, done: int) -> tuple[Any, float]:
-    """Trains from ``result`` (None: from scratch) after ``done`` epochs up to ``--epochs``.
-
-    Chunks are dispatched before the previous chunk is reported: the host reads metrics and
-    updates the bar while the next chunk computes, so progress costs little loop time. The host
-    waits for the device only to checkpoint, at the end, and after each chunk under early stopping.
+def run_training(setup: Setup, plan: Any, ckpt_dir: pathlib.Path, result: Any, done: int) -> tuple[Any, float]:
+    """Trains from ``result`` (None: from scratch) after ``done`` epochs up to ``--epochs``, with
+    :func:`nnjax.train.runner.train`: a bar (unless ``--quiet``), ``--tensorboard`` and checkpoints as hooks.
 
     Returns the final result (history over every epoch run) and the seconds spent.
     """
     args = setup.args
-    run = _chunk_runner(setup)
-    axis = 0 if args.seeds == 1 else 1
-    history = None if result is None else {k: np.asarray(v) for k, v in result.history.items()}
-    resume = None if result is None else result._replace(history={})
-    parts, shown = [], None
-    bar = _progress_bar(args, args.epochs, done)
+    hooks: list = [_Checkpoints(ckpt_dir)]
+    if not args.quiet:
+        hooks.append(runner.ProgressBar(args.epochs, done=done, label="nnjax train"))
     board = _board(args, ckpt_dir.parent, done)
+    if board is not None:
+        hooks.append(board)
     start = time.perf_counter()
     try:
-        for size in _chunk_plan(done, args.epochs, _chunk_epochs(args), args.checkpoint_every):
-            chunk = run(resume, size)  # dispatched; it computes while the previous chunk is shown
-            resume = chunk._replace(history={})
-            _show(bar, board, shown, axis)
-            shown = (chunk, size, done + size)
-            parts.append(chunk.history)
-            done += size
-            checkpoint_due = bool(args.checkpoint_every) and done % args.checkpoint_every == 0
-            if not (checkpoint_due or done >= args.epochs or args.early_stopping):
-                continue
-            _show(bar, board, shown, axis)
-            shown = None
-            history, parts = _gather(history, parts, axis), []
-            result = chunk._replace(history=history)
-            stopped = _all_stopped(result)
-            finished = done >= args.epochs or stopped
-            if checkpoint_due or finished:
-                checkpoint.save(ckpt_dir, result, step=done, metadata={"epochs_done": done, "finished": finished})
-            if stopped:
-                break
+        outcome = runner.train(plan, args.epochs, start=None if result is None else result.train_state, done=done,
+                               history=None if result is None else result.history, every=args.progress_every or None,
+                               checkpoint_every=args.checkpoint_every, hooks=hooks)
     finally:
-        if bar is not None:
-            bar.close()
         if board is not None:
             board.close()
-    return result, time.perf_counter() - start
+    return outcome.result, time.perf_counter() - start
 
 
 def tensorboard_dir(args: argparse.Namespace, run_dir: pathlib.Path) -> pathlib.Path | None:
@@ -202,32 +104,7 @@ def _board(args: argparse.Namespace, run_dir: pathlib.Path, done: int) -> Any:
     return Writer(logdir, purge_step=done or None)
 
 
-def _show(bar: Any, board: Any, shown: tuple | None, axis: int) -> None:
-    """Writes a finished chunk to TensorBoard, advances the bar over it and shows its last epoch's metrics."""
-    if shown is None:
-        return
-    chunk, size, epochs_done = shown
-    if board is not None:
-        board.on_chunk(epochs_done, chunk)
-    if bar is None:
-        return
-    if "compiling" in (bar.desc or ""):  # the first chunk paid the compile: the rate counts from now
-        initial = bar.n
-        bar.reset(total=bar.total)
-        bar.update(initial)
-    bar.set_description("nnjax train", refresh=False)
-    history = chunk.history
-    last = {k: np.asarray(v)[..., -1] for k, v in _scalars(history, axis).items()}
-    bar.update(size)
-    bar.set_postfix(format_metrics(last))
-
-
-def _scalars(history: dict, axis: int) -> dict:
-    """History entries with one value per epoch (per member): what a progress bar can show."""
-    return {k: v for k, v in history.items() if np.ndim(v) == axis + 1}
-
-
-def _restore(setup: Setup, ckpt_dir: pathlib.Path) -> tuple[Any, int, int | None]:
+def _restore(setup: Setup, plan: Any, ckpt_dir: pathlib.Path) -> tuple[Any, int, int | None]:
     """The newest checkpoint of a run as a FitResult, its epoch count and its step (None, 0, None without one).
 
     Nothing is written. A damaged newest checkpoint is a UsageError naming the newest intact one,
@@ -236,8 +113,7 @@ def _restore(setup: Setup, ckpt_dir: pathlib.Path) -> tuple[Any, int, int | None
     step = checkpoint.latest_step(ckpt_dir)
     if step is None:
         return None, 0, None
-    first = _chunk_plan(0, setup.args.epochs, _chunk_epochs(setup.args), setup.args.checkpoint_every)[0]
-    like = jax.eval_shape(lambda: _chunk_runner(setup)(None, first))  # the structure, nothing computed
+    like = jax.eval_shape(lambda ts: plan.run(ts, 1), plan.ts)  # the structure, nothing computed
     try:
         result = checkpoint.restore(ckpt_dir, like=like, step=step)
     except checkpoint.CheckpointError as err:
@@ -432,11 +308,12 @@ def train(args: argparse.Namespace) -> int:
     setup = make_setup(args)  # every input check happens here, before anything is written
     if getattr(args, "tensorboard", None) is not None:
         _check_tensorboard()
+    plan = plan_run(setup)
     restored = None, 0, None
     if args.resume:
         run_dir, created = pathlib.Path(args.resume), False
         _check_resumable(setup, run_dir)
-        restored = _restore(setup, run_dir / runs.CHECKPOINTS)  # reads only: a damaged checkpoint stops here
+        restored = _restore(setup, plan, run_dir / runs.CHECKPOINTS)  # reads only: a damaged checkpoint stops here
         done = restored[1]
         if args.epochs < done:
             raise UsageError(f"--epochs: expected at least the {done} epochs already trained (a resumed run trains "
@@ -462,7 +339,7 @@ def train(args: argparse.Namespace) -> int:
             _set_aside_newer(run_dir, step)
         seconds = 0.0
         if result is None or (done < args.epochs and not _all_stopped(result)):
-            result, seconds = run_training(setup, ckpt_dir, result, done)
+            result, seconds = run_training(setup, plan, ckpt_dir, result, done)
         summary = write_outputs(setup, run_dir, result, seconds)
     except KeyboardInterrupt:
         print(f"nnjax: interrupted; continue with: nnjax train --resume {run_dir}", file=sys.stderr)

@@ -26,6 +26,7 @@ from nnjax.train.fitting import FitResult, fit
 from nnjax.nn.network import MLP, apply, init_state
 from nnjax.sklearn import _config, _padding
 from nnjax.train.loop import TrainState, fresh_state
+from nnjax.train.options import Options
 
 __all__ = ["BaseMLP", "Run", "Targets", "check_sample_weight", "forward"]
 
@@ -89,7 +90,7 @@ class Run(NamedTuple):
     net: MLP  # the true topology (coefs_ shapes)
     train_net: MLP  # what the program is compiled for (input width bucketed)
     data: tuple[np.ndarray, np.ndarray]
-    fit_kwargs: dict
+    options: Options
     optimizer: Any
     signature: tuple  # what a carried optimizer state must match
     n_train: int
@@ -102,7 +103,7 @@ def _population(keys: list, run: Run, resume: TrainState | None, incremental: bo
     call), so ``fit`` and ``partial_fit`` compile the same program. ``partial_fit`` trains one
     epoch by entering that program one bad epoch short of its stopping patience.
     """
-    stopping = run.fit_kwargs["early_stopping"]
+    stopping = run.options.early_stopping
 
     def one(key):
         if resume is None:
@@ -114,8 +115,8 @@ def _population(keys: list, run: Run, resume: TrainState | None, incremental: bo
         if incremental:
             start = start._replace(best_value=jnp.asarray(-np.inf, jnp.float32),
                                    bad_epochs=jnp.asarray(stopping.patience - 1, jnp.int32))
-        result = fit(key, run.train_net, run.data, resume=FitResult(start.params, start.state, {}, start, key),
-                     **run.fit_kwargs)
+        result = fit(key, run.train_net, run.data, run.options,
+                     resume=FitResult(start.params, start.state, {}, start, key))
         return result.params, result.state, result.history, result.train_state
 
     if len(keys) == 1:
@@ -169,7 +170,7 @@ class BaseMLP(BaseEstimator):
         self._net = run.net
         carried = _member(train_state, best)
         n_iter = int(np.sum(~np.asarray(history["stopped"][best])))
-        carried = carried._replace(epoch=carried.epoch - (run.fit_kwargs["epochs"] - n_iter))  # epochs trained
+        carried = carried._replace(epoch=carried.epoch - (run.options.epochs - n_iter))  # epochs trained
         if incremental:  # partial_fit entered the program one bad epoch from stopping; forget that
             carried = carried._replace(best_value=np.array(np.inf, np.float32), bad_epochs=np.array(0, np.int32))
         self._store(_member(params, best), _member(state, best), carried, keys[best], run)
@@ -204,14 +205,14 @@ class BaseMLP(BaseEstimator):
                                                             merge=not (self.batch_norm or self.dropout))
         if validation is not None:
             validation = (_padding.pad_inputs(validation[0], train_net), validation[1])
-        fit_kwargs = dict(
+        options = Options(
             loss=targets.loss, optimizer=tx, epochs=settings.max_iter, batch_size=batch_rows,
             l1=scale * float(self.l1), l2=_config.l2_strength(settings.alpha, scale, batch, mean_weight),
             validation=validation, sample_weight=weights, early_stopping=stopping, diagnostics=False,
             shuffle=bool(self.shuffle),
         )
         signature = (tuple(sorted(opt_settings.items())), train_net, stopping)
-        return Run(net, train_net, (x, y), fit_kwargs, tx, signature, n_train)
+        return Run(net, train_net, (x, y), options, tx, signature, n_train)
 
     def _split(self, x, targets: Targets, weights, settings, rng):
         """scikit-learn's early-stopping split: ``validation_fraction`` held out, stratified for binary."""
@@ -233,7 +234,7 @@ class BaseMLP(BaseEstimator):
         params = _padding.pad_params(self._params(), run.train_net)
         previous: TrainState = self._carry["train_state"]
         if self._carry["signature"] != run.signature:
-            stopping = run.fit_kwargs["early_stopping"]
+            stopping = run.options.early_stopping
             fresh = fresh_state(params, self._bn_state, run.optimizer.init(params),
                                 maximise=stopping is not None and stopping.mode == "max")
             return fresh._replace(epoch=jnp.asarray(previous.epoch, jnp.int32))

@@ -1,5 +1,12 @@
 """``nnjax.fit``: validate on the host, then train in one compiled program.
 
+A run has three pieces, each usable on its own: :func:`prepare` (the host checks and encodes the
+data), :func:`start` (the pure untrained state from the key) and :func:`run_compiled` (the
+compiled epochs). :func:`plan` does the first two once from the settings (an
+:class:`~nnjax.train.options.Options` record, or its fields as keywords) and returns a
+:class:`Plan` whose ``run`` trains; :func:`fit` is ``plan`` then ``run``, or the chunk runner
+(:mod:`nnjax.train.runner`) when it reports progress.
+
 Example:
   >>> import jax, optax, nnjax
   >>> data = nnjax.data.load_dataset("blobs")
@@ -22,14 +29,15 @@ import optax
 
 from nnjax._base import cache, checks, xla_options
 from nnjax.nn import losses
-from nnjax.train import optim
+from nnjax.train import optim, runner
 from nnjax._base.typing import Params, PRNGKey, State
 from nnjax._base import validation as data_lib
 from nnjax.nn.model import as_model
-from nnjax.train.loop import EarlyStopping, FitConfig, HyperParams, TrainState, init_train_state, run, split_run_key
+from nnjax.train.loop import FitConfig, TrainState, evaluate, init_train_state, run, split_run_key
+from nnjax.train.options import Options, Regularization, takes_settings
 
-__all__ = ["FitResult", "Plan", "Prepared", "fit", "hyperparameters", "plan", "prepare", "run_compiled", "scan_length",
-           "start"]
+__all__ = ["FitResult", "Plan", "Prepared", "check_key", "configure", "fit", "plan", "prepare",
+           "run_compiled", "scan_length", "start"]
 
 
 class FitResult(NamedTuple):
@@ -114,19 +122,20 @@ def _check_classes(y: np.ndarray, loss: losses.Loss, k: int) -> None:
     checks.check_classes(y.argmax(-1) if y.ndim == 2 else y, "y")
 
 
-def prepare(net: Any, data: tuple[Any, Any], *, loss: Any, sample_weight: Any = None, class_weight: dict | None = None,
-            validation: tuple[Any, Any] | None = None) -> Prepared:
+def prepare(net: Any, data: tuple[Any, Any], options: Options) -> Prepared:
     """Checks and encodes a run's data on the host, once: the first of a run's three pieces.
 
-    ``net`` is anything :func:`nnjax.model.as_model` accepts. Concrete inputs are validated
-    (shapes, dtypes, finiteness, label ranges, weights, at least two classes); traced ones (under
-    ``jax.vmap`` or ``jax.jit``) get shape checks only.
+    ``net`` is anything :func:`nnjax.model.as_model` accepts; ``options`` gives the loss, the
+    weights and the validation data. Concrete inputs are validated (shapes, dtypes,
+    finiteness, label ranges, weights, at least two classes, ``batch_size`` at most the
+    number of examples); traced ones (under ``jax.vmap`` or
+    ``jax.jit``) get shape checks only.
 
     Raises:
       ValueError: naming the argument, what was expected and what came.
     """
-    model = as_model(net)
-    loss = losses.resolve(loss)
+    model, loss = as_model(net), options.loss
+    sample_weight, validation = options.sample_weight, options.validation
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(f"data: expected a pair (x, y), got {type(data).__name__}")
     x, y = data
@@ -137,9 +146,11 @@ def prepare(net: Any, data: tuple[Any, Any], *, loss: Any, sample_weight: Any = 
         return Prepared(x, y, w, validation)
     x = model.check_inputs(x, "x")
     n, k = x.shape[0], model.output_width(x)
+    if options.batch_size > n:
+        raise ValueError(f"batch_size: expected at most the number of examples ({n}), got {options.batch_size}")
     y = loss.check_targets(y, n, k, "y")
     _check_classes(np.asarray(y), loss, k)
-    sample_weight = _class_weights(y, class_weight, sample_weight)
+    sample_weight = _class_weights(y, options.class_weight, sample_weight)
     if sample_weight is None:
         w = np.ones((n,), np.float32)
     else:
@@ -147,8 +158,6 @@ def prepare(net: Any, data: tuple[Any, Any], *, loss: Any, sample_weight: Any = 
         if w.ndim != 1 or np.any(w < 0) or not np.any(w > 0):
             raise ValueError("sample_weight: expected a (n,) array of non-negative weights, not all zero")
     if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise ValueError(f"validation: expected a pair (x_val, y_val), got {type(validation).__name__}")
         xv = model.check_inputs(validation[0], "validation x")
         validation = (_on_device(xv), _on_device(loss.check_targets(validation[1], xv.shape[0], k, "validation y")))
     return Prepared(_on_device(x), _on_device(y), _on_device(w), validation)
@@ -170,74 +179,33 @@ def start(key: PRNGKey, cfg: FitConfig, params: Params | None = None) -> TrainSt
     return init_train_state(cfg, params, cfg.model.start_state())
 
 
-def hyperparameters(l1: Any = 0.0, l2: Any = 0.0, dropout: Any = None) -> HyperParams:
-    """The traced numbers of a run as one record; a static zero penalty leaves the program.
-
-    Raises:
-      ValueError: for a concrete negative or non-finite penalty, or a dropout rate outside [0, 1).
-    """
-    values = {}
-    for name, value in (("l1", l1), ("l2", l2)):
-        checks.check(name, value)
-        if _is_concrete(value) and np.all(np.asarray(value) == 0):
-            continue  # a static 0 costs nothing
-        values[name] = jnp.asarray(value, jnp.float32)
-    if dropout is not None:
-        checks.check("dropout", dropout)
-        values["dropout"] = jnp.asarray(dropout, jnp.float32)
-    return HyperParams(**values)
-
-
-def run_compiled(cfg: FitConfig, key: PRNGKey, data: Prepared, hp: HyperParams, ts: TrainState,
-                 epochs: int | None = None, *, slots: int | None = None) -> FitResult:
+def run_compiled(cfg: FitConfig, key: PRNGKey, data: Prepared, reg: Regularization, ts: TrainState,
+                 epochs: int | None = None, *, slots: int | None = None, trim: bool = True) -> FitResult:
     """Trains ``epochs`` epochs (default ``cfg.epochs``) from ``ts``: the third piece, one compiled call.
 
-    With concrete inputs the program's epoch scan has ``slots`` slots (default
-    :func:`scan_length` of ``epochs``), so runs of nearby lengths share it; under a
-    transformation (``jax.vmap``) it has exactly ``epochs``.
+    With concrete inputs the program's epoch scan has :func:`scan_length` of ``slots``
+    (default ``epochs``) slots, so runs of nearby lengths share it; under a transformation
+    (``jax.vmap``) it has exactly ``epochs``. The history rows of the slots past ``epochs`` are
+    cut off on the host; ``trim=False`` leaves them (the call then returns before the device is
+    done: the chunk runner cuts them when it reads the chunk).
     """
     epochs = cfg.epochs if epochs is None else int(epochs)
     arrays = (data.x, data.y, data.weights, data.validation)
-    if not _is_concrete(key, arrays, hp, ts):
-        return _run_jit(dataclasses.replace(cfg, epochs=epochs), key, arrays, hp, ts, None)
-    slots = scan_length(epochs) if slots is None else max(int(slots), epochs)
-    result = _run_jit(dataclasses.replace(cfg, epochs=slots), key, arrays, hp, ts, np.int32(epochs))
-    if slots == epochs:
+    if not _is_concrete(key, arrays, reg, ts):
+        return _run_jit(dataclasses.replace(cfg, epochs=epochs), key, arrays, reg, ts, None)
+    slots = scan_length(max(epochs, int(slots or epochs)))
+    result = _run_jit(dataclasses.replace(cfg, epochs=slots), key, arrays, reg, ts, np.int32(epochs))
+    if slots == epochs or not trim:
         return result
     # a transfer, not a compile: NumPy slices put back on the device
     history = {k: _on_device(np.asarray(v)[:epochs]) for k, v in result.history.items()}
     return result._replace(history=history)
 
 
-def fit(
-    key: PRNGKey | None,
-    net: Any,
-    data: tuple[Any, Any],
-    *,
-    loss: str | Callable | losses.Loss,
-    optimizer: optax.GradientTransformation | str,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float | optax.Schedule = 0.01,
-    l1: float | jax.Array = 0.0,
-    l2: float | jax.Array = 0.0,
-    dropout: float | jax.Array | None = None,
-    validation: tuple[Any, Any] | None = None,
-    sample_weight: Any = None,
-    class_weight: dict | None = None,
-    drop_last: bool = False,
-    early_stopping: EarlyStopping | int | None = None,
-    on_nonfinite: str = "skip",
-    clip_norm: float | None = None,
-    clip_value: float | None = None,
-    diagnostics: bool = True,
-    params: Params | None = None,
-    resume: FitResult | None = None,
-    progress: bool | Callable[[int, dict], None] = False,
-    progress_every: int | None = None,
-    batch_sharding: Any = None,
-    shuffle: bool = True,
-) -> FitResult:
+@takes_settings
+def fit(key: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options | None = None, *,
+        params: Params | None = None, resume: FitResult | None = None, progress: Any = False,
+        progress_every: int | None = None, **settings: Any) -> FitResult:
     """Trains ``net`` on ``data = (x, y)`` with minibatch gradient descent, in one compiled program.
 
     Each epoch reshuffles with its own key and visits every example exactly once;
@@ -247,41 +215,26 @@ def fit(
     ``mean loss + l1 * sum|W| + l2 * sum W^2`` over weight matrices.
 
     Args:
-      key: the run key (see :mod:`nnjax.training` for the key schedule). With
-        ``resume`` it may be None (the resumed run's key is used).
-      net: the topology.
+      key: the run key (see :mod:`nnjax.training` for the key schedule): one key,
+        ``jax.random.key(0)``. With ``resume`` it may be None (the resumed run's key is used).
+      net: the topology (anything :func:`nnjax.model.as_model` accepts).
       data: ``(x, y)``: features ``(n, sizes[0])`` and targets as the loss expects.
-      loss: a name ("mse", "binary_cross_entropy", "softmax_cross_entropy",
-        "hinge") or a per-example callable ``loss(logits, y) -> (n,)``.
-      optimizer: any ``optax.GradientTransformation``, or a name from
-        :data:`nnjax.optim.OPTIMIZERS` used with ``learning_rate``.
-      epochs: passes over the data in this call.
-      batch_size: examples per minibatch (1 <= batch_size <= n).
-      learning_rate: a number or an optax schedule, for a named optimizer.
-      l1, l2: penalty strengths (may be traced, e.g. under ``jax.vmap``).
-      dropout: overrides the net's dropout rate(s); may be traced (e.g. swept under
-        ``jax.vmap``). A single number replaces the rate of the hidden layers the net was
-        built with dropout in, and leaves the layers without dropout without it; on a net
-        built without any dropout it applies to every hidden layer. One rate per hidden
-        layer (a sequence or a ``(n_hidden,)`` array) sets each layer, 0 switching one off.
-        None keeps the net's rates.
-      validation: ``(x_val, y_val)``, scored at the end of every epoch.
-      sample_weight: per-example weights ``(n,)``; class_weight: ``{label: weight}``.
-      drop_last: drop the short last batch instead of padding it.
-      early_stopping: an :class:`EarlyStopping`, or an int patience.
-      on_nonfinite: "skip" a step whose loss, gradients or new parameters are
-        not finite and go on, or "stop" training there (the step is never applied).
-      clip_norm, clip_value: gradient clipping put in front of the optimizer.
-      diagnostics: record per-layer gradient health (see :mod:`nnjax.diagnostics`).
-      params: initial parameters (default: ``nnjax.init(init_key, net)``).
-      resume: a previous result to continue from: 10 epochs equal 5 + 5, bit for bit.
-      progress: show a tqdm bar (or call ``progress(epochs_done, metrics)``);
-        training then runs in compiled chunks of ``progress_every`` epochs (default: a
-        tenth of ``epochs``), bit for bit the same as one call.
-      batch_sharding: a ``jax.sharding.Sharding`` for the epoch's ``(steps, batch, ...)``
-        arrays, e.g. ``NamedSharding(mesh, P(None, "data"))``: data-parallel training
-        (see :func:`nnjax.parallel.fit_data_parallel`, which builds it).
-      shuffle: reshuffle every epoch (default); False visits the examples in order.
+      options: the settings as one :class:`~nnjax.train.options.Options` record; keywords
+        given as well replace its fields.
+      params: initial parameters (default: ``nnjax.init(init_key, net)``); they must have the
+        shapes ``net`` initialises.
+      resume: the :class:`FitResult` of an earlier run to continue: 10 epochs equal 5 + 5, bit for bit.
+      progress: report between compiled chunks of ``progress_every`` epochs (default: a
+        twentieth of ``epochs``, see :func:`nnjax.train.runner.chunk_epochs`), bit for bit the
+        same run as one call: True for a tqdm bar; a callable ``progress(epochs_done, metrics)``
+        (the last epoch's metrics); a hook with ``on_chunk(epochs_done, chunk)`` such as
+        :class:`nnjax.tensorboard.Writer`; or a list of these. A callable or hook that returns
+        :class:`nnjax.train.runner.Stop` ends training at that chunk boundary.
+      **settings: the fields of :class:`~nnjax.train.options.Options`: ``loss``, ``optimizer``,
+        ``epochs`` and ``batch_size`` (required), ``learning_rate``, ``l1``, ``l2``, ``dropout``,
+        ``validation``, ``sample_weight``, ``class_weight``, ``drop_last``, ``early_stopping``,
+        ``on_nonfinite``, ``clip_norm``, ``clip_value``, ``diagnostics``, ``shuffle``,
+        ``batch_sharding``; each is described there.
 
     Returns:
       A :class:`FitResult`. ``history`` holds arrays of length ``epochs``:
@@ -289,25 +242,23 @@ def fit(
       excluded), "accuracy" (classification), "grad_norm", "skipped" (steps not
       applied), "stopped", "epoch"; with validation "val_loss" and
       "val_accuracy" or "val_mse"/"val_r2"; with diagnostics the per-layer keys
-      of :data:`nnjax.diagnostics.LAYER_KEYS`. Epochs after a stop hold NaN.
+      of :data:`nnjax.diagnostics.LAYER_KEYS`. Epochs after a stop hold NaN. After a stop
+      request of a progress hook, the arrays hold the epochs run (and ``resume=`` continues).
 
     Raises:
       ValueError: for inputs of the wrong shape, dtype, range or finiteness,
         naming the argument, the expectation and what came.
+      TypeError: for a setting of the wrong type or an unknown keyword.
     """
-    p = plan(key, net, data, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
-             learning_rate=learning_rate, l1=l1, l2=l2, dropout=dropout, validation=validation,
-             sample_weight=sample_weight, class_weight=class_weight, drop_last=drop_last,
-             early_stopping=early_stopping, on_nonfinite=on_nonfinite, clip_norm=clip_norm,
-             clip_value=clip_value, diagnostics=diagnostics, params=params, resume=resume,
-             batch_sharding=batch_sharding, shuffle=shuffle)
-    if progress and _is_concrete(p.key, p.data, p.hp, p.ts):
-        from nnjax.train.runner import run_in_chunks
-
-        every = max(1, min(epochs, progress_every or max(1, epochs // 10)))
-        slots = scan_length(every)  # every chunk, the short last one too, runs one program
-        return run_in_chunks(lambda ts, size: p.run(ts, size, slots=slots), p.ts, epochs, progress, every)
-    return p.run(p.ts)
+    p = plan(key, net, data, options, params=params, resume=resume, **settings)
+    if not progress or not _is_concrete(p.key, p.data, p.reg, p.ts):
+        return p.run(p.ts)
+    epochs = p.cfg.epochs
+    outcome = runner.train(p, epochs, every=progress_every, hooks=runner.hooks_for(progress, epochs))
+    history = outcome.result.history
+    if outcome.all_stopped and outcome.epochs_done < epochs:  # as one call: the epochs never run hold NaN
+        history = runner.stopped_tail(history, epochs - outcome.epochs_done)
+    return outcome.result._replace(history={k: _on_device(v) for k, v in history.items()})
 
 
 class Plan(NamedTuple):
@@ -316,112 +267,156 @@ class Plan(NamedTuple):
     ``run(ts, epochs)`` trains ``epochs`` epochs from the training state ``ts`` (``ts`` first:
     the untrained or resumed state; then a previous result's ``train_state``); a run cut into
     calls of ``run`` is the run done in one call, bit for bit, and the host's checks, the
-    encoding of the data and the program are paid once.
+    encoding of the data and the program are paid once. :func:`nnjax.train.runner.train`
+    runs a plan chunk by chunk.
     """
 
     cfg: FitConfig
     key: PRNGKey
     data: Prepared
-    hp: HyperParams
+    reg: Regularization
     ts: TrainState
 
-    def run(self, ts: TrainState, epochs: int | None = None, *, slots: int | None = None) -> FitResult:
+    def run(self, ts: TrainState, epochs: int | None = None, *, slots: int | None = None,
+            trim: bool = True) -> FitResult:
         """:func:`run_compiled` of this plan from ``ts`` (default: ``cfg.epochs`` epochs)."""
-        return run_compiled(self.cfg, self.key, self.data, self.hp, ts, epochs, slots=slots)
+        return run_compiled(self.cfg, self.key, self.data, self.reg, ts, epochs, slots=slots, trim=trim)
+
+    @property
+    def may_stop(self) -> bool:
+        """Whether the run can stop before its last epoch (early stopping or ``on_nonfinite="stop"``)."""
+        return self.cfg.early_stopping is not None or self.cfg.on_nonfinite == "stop"
 
 
-def plan(
-    key: PRNGKey | None,
-    net: Any,
-    data: tuple[Any, Any],
-    *,
-    loss: str | Callable | losses.Loss,
-    optimizer: optax.GradientTransformation | str,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float | optax.Schedule = 0.01,
-    l1: float | jax.Array = 0.0,
-    l2: float | jax.Array = 0.0,
-    dropout: float | jax.Array | None = None,
-    validation: tuple[Any, Any] | None = None,
-    sample_weight: Any = None,
-    class_weight: dict | None = None,
-    drop_last: bool = False,
-    early_stopping: EarlyStopping | int | None = None,
-    on_nonfinite: str = "skip",
-    clip_norm: float | None = None,
-    clip_value: float | None = None,
-    diagnostics: bool = True,
-    params: Params | None = None,
-    resume: FitResult | None = None,
-    batch_sharding: Any = None,
-    shuffle: bool = True,
-) -> Plan:
+def configure(options: Options, net: Any, n: int, optimizer: Any = None) -> FitConfig:
+    """The static part of a run (what the compiled program is specialised on), from its settings.
+
+    Args:
+      options: the run's settings.
+      net: the model.
+      n: the number of training examples.
+      optimizer: the transformation (default ``options.build_optimizer()``; a population passes
+        each member's, built from its traced learning rate).
+    """
+    return FitConfig(
+        model=net, loss=options.loss, optimizer=options.build_optimizer() if optimizer is None else optimizer,
+        epochs=options.epochs, batch_size=options.batch_size, n=n, drop_last=options.drop_last,
+        early_stopping=options.early_stopping, on_nonfinite=options.on_nonfinite, diagnostics=options.diagnostics,
+        dynamic_dropout=options.dropout is not None, batch_sharding=options.batch_sharding, shuffle=options.shuffle,
+    )
+
+
+@takes_settings
+def plan(key: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options | None = None, *,
+         params: Params | None = None, resume: FitResult | None = None, **settings: Any) -> Plan:
     """Everything :func:`fit` does before training: checks, encoding, the start state and config.
 
     Takes :func:`fit`'s arguments (less the progress ones). ``fit(...)`` is
     ``plan(...).run(plan(...).ts)``; the command line plans once and runs chunk after chunk.
 
     Raises:
-      ValueError: as :func:`fit`.
+      ValueError, TypeError: as :func:`fit`.
     """
     cache.enable_default()
+    options = Options.of(options, **settings)
     model = as_model(net)
-    loss_obj = losses.resolve(loss)
-    if isinstance(optimizer, str):
-        optimizer = optim.make(optimizer, learning_rate)  # checks learning_rate (nnjax.checks)
-    elif not hasattr(optimizer, "update") or not hasattr(optimizer, "init"):
-        raise ValueError(f"optimizer: expected an optax.GradientTransformation or a name from "
-                         f"{', '.join(optim.OPTIMIZERS)}, got {optimizer!r}")
-    optimizer = optim.with_clipping(optimizer, clip_norm=clip_norm, clip_value=clip_value)
-    if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
-        early_stopping = EarlyStopping(patience=early_stopping)
-    if on_nonfinite not in ("skip", "stop"):
-        raise ValueError(f"on_nonfinite: expected 'skip' or 'stop', got {on_nonfinite!r}")
-    epochs = data_lib.check_positive_int(epochs, "epochs")
-    batch_size = data_lib.check_positive_int(batch_size, "batch_size")
-    prepared = prepare(model, data, loss=loss_obj, sample_weight=sample_weight, class_weight=class_weight,
-                       validation=validation)
-    n = prepared.n
-    if batch_size > n:
-        raise ValueError(f"batch_size: expected at most the number of examples ({n}), got {batch_size}")
-    hp = hyperparameters(l1, l2, dropout)
-
-    cfg = FitConfig(
-        model=model, loss=loss_obj, optimizer=optimizer, epochs=epochs, batch_size=batch_size, n=n,
-        drop_last=drop_last, early_stopping=early_stopping, on_nonfinite=on_nonfinite,
-        diagnostics=diagnostics, dynamic_dropout=dropout is not None, batch_sharding=batch_sharding,
-        shuffle=bool(shuffle),
-    )
     if resume is not None:
+        if not isinstance(getattr(resume, "train_state", None), TrainState):
+            raise TypeError(f"resume: expected the FitResult of an earlier fit, got {type(resume).__name__}")
+        if params is not None:
+            raise ValueError("params: a resumed run continues from its own parameters; pass params=None")
         key = resume.key if key is None else key
+    key = check_key(key)
+    prepared = prepare(model, data, options)
+    cfg = configure(options, model, prepared.n)
+    if resume is not None:
         ts = resume.train_state
-        _check_resume(ts, model, optimizer)
+        _check_state(ts, model, cfg.optimizer)
     else:
-        if key is None:
-            raise ValueError("key: expected a jax PRNG key (e.g. jax.random.key(0)), got None")
+        if params is not None and _is_concrete(params):
+            _check_params(params, _init_shapes(model), "params")
         ts = start(key, cfg, params)
     # Compare the optimizer by what it computes, so a fresh but equal one reuses the program;
     # a model without weight matrices has no per-layer diagnostics to record.
-    cfg = dataclasses.replace(cfg, optimizer=optim.by_value(optimizer, ts.params),
-                              diagnostics=diagnostics and bool(model.layer_weights(ts.params)))
+    cfg = dataclasses.replace(cfg, optimizer=optim.by_value(cfg.optimizer, ts.params),
+                              diagnostics=cfg.diagnostics and bool(model.layer_weights(ts.params)))
+    reg = options.regularization()
+    if _is_concrete(key, prepared, ts):
+        _check_monitor(cfg, key, prepared, reg, ts)
+    return Plan(cfg, key, prepared, reg, ts)
 
-    return Plan(cfg, key, prepared, hp, ts)
+
+def check_key(key: Any) -> PRNGKey:
+    """One PRNG key: ``jax.random.key(0)`` (shape ``()``) or a raw ``jax.random.PRNGKey(0)`` (``(2,)``).
+
+    Raises:
+      ValueError: None, or a key array of another shape (such as the stacked keys of a population).
+      TypeError: not a key at all (a Python int, a string).
+    """
+    if key is None:
+        raise ValueError("key: expected a jax PRNG key (e.g. jax.random.key(0)), got None")
+    if not _is_concrete(key):
+        return key
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is None or shape is None:
+        raise TypeError(f"key: expected a jax PRNG key (e.g. jax.random.key(0)), got {type(key).__name__} {key!r}")
+    typed = jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    if (typed and shape != ()) or (not typed and (dtype != np.uint32 or shape != (2,))):
+        raise ValueError(f"key: expected one PRNG key, jax.random.key(0) (shape ()) or a raw jax.random.PRNGKey(0) "
+                         f"(shape (2,)), got dtype {dtype} and shape {tuple(shape)}; a population takes stacked "
+                         "keys (nnjax.fit_population)")
+    return key
 
 
-def _check_resume(ts: TrainState, model: Any, optimizer: Any) -> None:
-    """A resumed state must be one this model and optimizer make (same structure and shapes)."""
-    want = jax.eval_shape(model.init, jax.random.key(0))
-    got_shapes = jax.tree.map(lambda a: tuple(jnp.shape(a)), ts.params)
-    want_shapes = jax.tree.map(lambda a: tuple(a.shape), want)
+def _init_shapes(model: Any) -> Any:
+    return jax.eval_shape(model.init, jax.random.key(0))
+
+
+def _shapes(tree: Any) -> Any:
+    return jax.tree.map(lambda a: tuple(jnp.shape(a)), tree)
+
+
+def _check_params(params: Any, want: Any, name: str) -> None:
+    """``params`` must have the structure and shapes this model initialises (``want``)."""
+    got_shapes, want_shapes = _shapes(params), _shapes(want)
     if jax.tree.structure(got_shapes) != jax.tree.structure(want_shapes) or got_shapes != want_shapes:
-        raise ValueError(f"resume: expected a result of this network (parameter shapes {want_shapes}), "
+        what = "a result of this network" if name == "resume" else "parameters of this network"
+        raise ValueError(f"{name}: expected {what} (parameter shapes {want_shapes}), "
                          f"got one with parameter shapes {got_shapes}")
+
+
+def _check_state(ts: TrainState, model: Any, optimizer: Any) -> None:
+    """A resumed state must be one this model and optimizer make (same structure and shapes)."""
+    want = _init_shapes(model)
+    _check_params(ts.params, want, "resume")
     want_opt = jax.eval_shape(optimizer.init, want)
     if jax.tree.structure(want_opt) != jax.tree.structure(ts.opt_state):
         raise ValueError("resume: expected a result trained with this optimizer (the same kind, clipping and "
                          "schedule), got one whose optimizer state has another structure; pass the optimizer "
                          "the run was started with")
+
+
+def _check_monitor(cfg: FitConfig, key: PRNGKey, data: Prepared, reg: Regularization, ts: TrainState) -> None:
+    """Early stopping's ``monitor`` must name a number the run records every epoch.
+
+    The names are read off the program by tracing (nothing is computed): a validation metric
+    off the evaluation pass alone, any other name off one whole epoch; "loss" is always recorded.
+    """
+    es = cfg.early_stopping
+    if es is None or es.monitor is None or es.monitor == "loss":
+        return
+    if data.validation is not None and es.monitor.startswith("val_"):
+        scores = jax.eval_shape(lambda p, s, x, y: evaluate(p, s, x, y, cfg.model, cfg.loss), ts.params, ts.state,
+                                *data.validation)
+        if es.monitor[len("val_"):] in scores:
+            return
+    plain = dataclasses.replace(cfg, epochs=1, early_stopping=None)
+    arrays = (data.x, data.y, data.weights, data.validation)
+    history = jax.eval_shape(lambda k, a, r, t: run(plain, k, a, r, t)[1], key, arrays, reg, ts)
+    names = sorted(k for k, v in history.items() if v.shape == (1,) and k not in ("epoch", "stopped"))
+    if es.monitor not in names:
+        raise ValueError(f"monitor: expected a number this run records every epoch ({', '.join(names)}), "
+                         f"got {es.monitor!r}")
 
 
 def _result(cfg: FitConfig, key, ts: TrainState, history: dict) -> FitResult:

@@ -31,11 +31,12 @@ from nnjax.train import diagnostics
 from nnjax.nn import losses
 from nnjax._base.typing import Params, PRNGKey, State
 from nnjax.nn.model import as_model
+from nnjax.train.options import EarlyStopping, Regularization
 
 __all__ = [
     "EarlyStopping",
     "FitConfig",
-    "HyperParams",
+    "Regularization",
     "StepInfo",
     "TrainState",
     "batch_key",
@@ -48,26 +49,6 @@ __all__ = [
     "split_run_key",
     "train_step",
 ]
-
-
-class EarlyStopping(NamedTuple):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
-
-    ``monitor`` defaults to "val_loss" with validation data, else "loss";
-    ``mode`` "auto" maximises accuracies and R^2 and minimises the rest.
-    ``restore_best`` returns the parameters of the best epoch.
-    ``best_follows_any_gain``: the best value (and epoch) follows every improvement, even one
-    smaller than ``min_delta``, while the patience count still resets only on improvements
-    larger than ``min_delta`` (scikit-learn's ``tol`` rule); by default the best moves only
-    on improvements larger than ``min_delta``.
-    """
-
-    patience: int = 10
-    min_delta: float = 0.0
-    monitor: str | None = None
-    mode: str = "auto"
-    restore_best: bool = True
-    best_follows_any_gain: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,19 +107,6 @@ class TrainState(NamedTuple):
     best_epoch: jax.Array
     bad_epochs: jax.Array
     stopped: jax.Array
-
-
-class HyperParams(NamedTuple):
-    """The traced numbers of a run (a pytree: ``jax.vmap`` maps over them).
-
-    A field left None is absent from the program: no penalty is computed for ``l1=None``,
-    and ``dropout=None`` keeps the model's own static rates (for the override rule of a
-    scalar rate see :func:`nnjax.apply_with_state`).
-    """
-
-    l1: jax.Array | None = None
-    l2: jax.Array | None = None
-    dropout: jax.Array | None = None
 
 
 class StepInfo(NamedTuple):
@@ -375,13 +343,13 @@ def _missing(s: jax.ShapeDtypeStruct) -> jax.Array:
     return jnp.full(s.shape, jnp.nan if jnp.issubdtype(s.dtype, jnp.floating) else 0, s.dtype)
 
 
-def run(cfg: FitConfig, key: PRNGKey, data, hp: HyperParams, ts: TrainState,
+def run(cfg: FitConfig, key: PRNGKey, data, hp: Regularization, ts: TrainState,
         n_epochs: jax.Array | int | None = None) -> tuple[TrainState, dict]:
     """Runs ``cfg.epochs`` epochs from ``ts`` (or the first ``n_epochs``); returns the new state and metrics.
 
     Args:
       data: ``(x, y, weights, validation)`` with ``validation`` ``(x_val, y_val)`` or None.
-      hp: the traced :class:`HyperParams`.
+      hp: the traced :class:`Regularization` (l1, l2, dropout).
       n_epochs: how many of the scan's ``cfg.epochs`` slots to train (may be traced); the
         slots after it change nothing, not even the epoch counter, and their history rows
         are to be dropped. One program of ``cfg.epochs`` slots thus serves every shorter run.

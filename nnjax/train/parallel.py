@@ -45,6 +45,7 @@ from jax.sharding import Mesh
 
 from nnjax.train import population
 from nnjax.train.fitting import fit
+from nnjax.train.options import Options, takes_settings
 from nnjax.train.mesh import (add_launch_arguments, batch_sharding, constrain_population, initialize,
                               initialize_from_args, make_mesh, pad_population)
 
@@ -61,12 +62,15 @@ __all__ = [
     "pad_population",
 ]
 
-def fit_data_parallel(key: jax.Array, net: Any, data: tuple[Any, Any], *, mesh: Mesh | None = None, **fit_kwargs: Any):
+@takes_settings
+def fit_data_parallel(key: jax.Array, net: Any, data: tuple[Any, Any], options: Options | None = None, *,
+                      mesh: Mesh | None = None, params: Any = None, resume: Any = None, progress: Any = False,
+                      progress_every: int | None = None, **settings: Any):
     """:func:`nnjax.fit` with every minibatch split over the mesh's "data" axis.
 
     Parameters and optimiser state are replicated; each device computes the
     loss and gradient contributions of its rows and XLA all-reduces them, so
-    the result equals ``nnjax.fit(key, net, data, **fit_kwargs)`` to float32
+    the result equals ``nnjax.fit(key, net, data, options)`` to float32
     rounding. In a multi-process run (after :func:`initialize`) call it in every
     process with the same arguments; the mesh then spans all processes.
 
@@ -74,9 +78,11 @@ def fit_data_parallel(key: jax.Array, net: Any, data: tuple[Any, Any], *, mesh: 
       key: the run key.
       net: the topology.
       data: ``(x, y)``, the full training set (the same in every process).
+      options: the settings (an :class:`~nnjax.train.options.Options`; keywords replace its fields).
       mesh: a mesh with a "data" axis (default: every device on it).
-      **fit_kwargs: :func:`nnjax.fit`'s keywords; ``batch_size`` must be a
-        multiple of the "data" axis size.
+      params, resume, progress, progress_every: as in :func:`nnjax.fit`.
+      **settings: the fields of :class:`~nnjax.train.options.Options`; ``batch_size`` must be a
+        multiple of the "data" axis size, and ``batch_sharding`` is set from ``mesh``.
 
     Returns:
       The :class:`~nnjax.FitResult` (its arrays replicated over the mesh).
@@ -88,14 +94,14 @@ def fit_data_parallel(key: jax.Array, net: Any, data: tuple[Any, Any], *, mesh: 
     if "data" not in mesh.axis_names:
         raise ValueError(f"mesh: expected an axis named 'data', got axes {mesh.axis_names}")
     shards = mesh.shape["data"]
-    batch_size = fit_kwargs.get("batch_size")
-    if isinstance(batch_size, int) and batch_size % shards:
-        raise ValueError(
-            f"batch_size: expected a multiple of the {shards} devices on the mesh's 'data' axis, got {batch_size}"
-        )
-    if "batch_sharding" in fit_kwargs:
+    options = Options.of(options, **settings)
+    if options.batch_size % shards:
+        raise ValueError(f"batch_size: expected a multiple of the {shards} devices on the mesh's 'data' axis, "
+                         f"got {options.batch_size}")
+    if options.batch_sharding is not None:
         raise ValueError("batch_sharding: set by fit_data_parallel from mesh; pass mesh instead")
-    return fit(key, net, data, batch_sharding=batch_sharding(mesh), **fit_kwargs)
+    return fit(key, net, data, options, batch_sharding=batch_sharding(mesh), params=params, resume=resume,
+               progress=progress, progress_every=progress_every)
 
 
 def member_share(size: int, process_index: int, process_count: int) -> np.ndarray:
@@ -159,7 +165,7 @@ def fit_population_distributed(
         ``jax.process_index()`` and ``jax.process_count()``); given to test the split in one process.
       gather: ``gather(local_tree) -> tree`` stacking every process's tree on a new leading axis
         (default: ``process_allgather``; NumPy leaves, PRNG keys as key data).
-      **population_kwargs: :func:`nnjax.fit_population`'s keywords (``optimizer``, ``loss``,
+      **population_kwargs: :func:`nnjax.fit_population`'s keywords (``options``, ``optimizer``, ``loss``,
         ``epochs``, ``batch_size``, per-member ``learning_rate`` / ``l1`` / ``l2`` / ``dropout`` /
         ``init_scale`` arrays of shape ``(P,)``, a stacked ``resume``, ...). ``mesh`` is refused:
         each process uses its own devices.
@@ -184,11 +190,18 @@ def fit_population_distributed(
     def take(value):
         return jax.tree.map(lambda a: a[mine], value)
 
+    def per_member(value):
+        return value is not None and not callable(value) and np.ndim(value) >= 1
+
     local_kwargs = dict(population_kwargs)
-    for name in population.HYPERPARAMETERS:  # per-member numbers: sliced with the members
-        value = local_kwargs.get(name)
-        if value is not None and not callable(value) and np.ndim(value) >= 1:
-            local_kwargs[name] = np.asarray(value)[mine]
+    for name in population.MEMBER_SETTINGS:  # per-member numbers: sliced with the members
+        if per_member(local_kwargs.get(name)):
+            local_kwargs[name] = np.asarray(local_kwargs[name])[mine]
+    options = local_kwargs.get("options")
+    if options is not None:  # the same numbers inside a record
+        local_kwargs["options"] = options.replace(**{name: np.asarray(getattr(options, name))[mine]
+                                                     for name in population.MEMBER_SETTINGS
+                                                     if hasattr(options, name) and per_member(getattr(options, name))})
     if resume is not None:
         local_kwargs["resume"] = take(resume)
     local = population.fit_population(take(keys), net, data, **local_kwargs)

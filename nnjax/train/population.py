@@ -1,12 +1,14 @@
 """Populations: many models trained at once by one compiled ``jax.vmap(nnjax.fit)``.
 
-:func:`fit_population` trains one model per key (and, optionally, per
-hyper-parameter setting) in a single XLA program and returns the stacked
-:class:`~nnjax.FitResult`: every leaf gains a leading population axis.
+:func:`fit_population` trains one model per key (and, optionally, per setting) in a single XLA
+program and returns the stacked :class:`~nnjax.FitResult`: every leaf gains a leading population
+axis. :func:`plan_population` does everything before training once and returns a plan that
+:func:`nnjax.train.runner.train` runs chunk by chunk (``nnjax train --seeds N``).
 :func:`best_index` and :func:`select` pick a member by a validation metric.
 
-The hyper-parameters that may differ between members are
-:data:`HYPERPARAMETERS`; each enters as a traced scalar:
+Members share one :class:`~nnjax.train.options.Options` record (passed as a record or as its
+fields); the settings that may differ between members are :data:`MEMBER_SETTINGS`, each a
+scalar or one value per member, entering as a traced number:
 
 * ``learning_rate``: the optax optimiser is built *inside* the vmapped
   function from the member's learning rate (``optimizer`` is then a name from
@@ -15,7 +17,7 @@ The hyper-parameters that may differ between members are
 * ``init_scale``: the member's initial weights (drawn from the same init key
   :func:`nnjax.fit` would use) are multiplied by it, see :func:`scale_weights`.
 
-Hyper-parameter sweeps (grids, random samples, a results table) live in
+Sweeps over these settings (grids, random samples, a results table) live in
 :mod:`nnjax.sweeps` (:func:`nnjax.sweep`).
 
 Example:
@@ -36,41 +38,44 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from nnjax._base import checks, xla_options
 from nnjax.nn import losses
 from nnjax.train import optim
 from nnjax.train import mesh as parallel_lib
 from nnjax._base.typing import Params, PRNGKey
-from nnjax.train.fitting import FitResult, fit, prepare
+from nnjax.train.fitting import FitResult, fit, plan, prepare
 from nnjax.nn.model import as_model
-from nnjax.nn.network import MLP, init
-from nnjax.train.loop import split_run_key
+from nnjax.train.loop import TrainState, split_run_key
+from nnjax.train.options import Options, takes_settings
 
 __all__ = [
-    "HYPERPARAMETERS",
+    "MEMBER_SETTINGS",
+    "PopulationPlan",
     "best_index",
     "fit_population",
     "member_scores",
+    "plan_population",
     "population_size",
     "scale_weights",
     "select",
 ]
 
-HYPERPARAMETERS = ("learning_rate", "l1", "l2", "dropout", "init_scale")
+#: The settings that may differ between the members of a population (one value per member).
+MEMBER_SETTINGS = ("learning_rate", "l1", "l2", "dropout", "init_scale")
 
-# fit() keywords that fit_population handles itself or cannot vmap.
-_NOT_FORWARDED = {
+# What fit takes and a population does not, and what to do instead.
+_REFUSED = {
     "params": "use init_scale (initial weights are drawn per member from its key)",
-    "progress": "a population runs as one compiled program, without a progress bar",
-    "progress_every": "a population runs as one compiled program, without a progress bar",
-    "batch_sharding": "pass mesh=nnjax.parallel.make_mesh(population=..., data=...) instead",
+    "progress": "a population runs as one compiled program; nnjax.train.runner.train(plan_population(...)) "
+                "reports between chunks",
+    "progress_every": "a population runs as one compiled program; nnjax.train.runner.train(plan_population(...)) "
+                      "reports between chunks",
     "key": "pass the stacked keys as the first argument",
 }
 
@@ -78,9 +83,8 @@ _NOT_FORWARDED = {
 class _Spec(NamedTuple):
     """Everything static about a population run (hashable: a static argument of ``jit``)."""
 
-    net: MLP
-    optimizer: Any  # a name, a factory lr -> GradientTransformation, or a GradientTransformation
-    fit_kwargs: tuple  # sorted (name, value) pairs forwarded to fit()
+    net: Any
+    options: Options  # the shared settings, less the per-member numbers and the data
     mesh: Any  # jax.sharding.Mesh or None
     chunk_size: int | None = None  # members trained together; groups run one after another
 
@@ -102,51 +106,60 @@ def scale_weights(params: Params, scale: jax.Array | float) -> Params:
     return [{name: (v * scale if name in ("w", "proj") else v) for name, v in layer.items()} for layer in params]
 
 
-def _build_optimizer(optimizer: Any, learning_rate: Any) -> optax.GradientTransformation:
-    if isinstance(optimizer, (optax.GradientTransformation, optim.ByValue)):
-        return optimizer
-    if isinstance(optimizer, str):
-        return optim.make(optimizer, learning_rate)
-    return optimizer(learning_rate)
-
-
-def _member(spec: _Spec, arrays, key, hp, resume) -> FitResult:
-    """One member's fit: runs under ``jax.vmap`` with traced ``key`` and ``hp``."""
+def _member_options(spec: _Spec, arrays, members: dict) -> tuple[tuple, Options]:
+    """One member's data and settings, inside the vmapped function (``members``: its traced numbers)."""
     x, y, w, validation = arrays
-    lr = hp.get("learning_rate")
-    optimizer = _build_optimizer(spec.optimizer, lr if lr is not None else dict(spec.fit_kwargs).get("learning_rate"))
-    params = None
-    if "init_scale" in hp and resume is None:
-        params = scale_weights(init(split_run_key(key)[0], spec.net), hp["init_scale"])
-    kwargs = {k: v for k, v in spec.fit_kwargs if k != "learning_rate"}
+    options = spec.options
+    sharding = None
     if spec.mesh is not None and "data" in spec.mesh.axis_names:
-        kwargs["batch_sharding"] = parallel_lib.batch_sharding(spec.mesh)
-    return fit(
-        key, spec.net, (x, y), optimizer=optimizer, l1=hp.get("l1", 0.0), l2=hp.get("l2", 0.0),
-        dropout=hp.get("dropout"), sample_weight=w, validation=validation, params=params, resume=resume, **kwargs,
-    )
+        sharding = parallel_lib.batch_sharding(spec.mesh)
+    optimizer = options.build_optimizer(members.get("learning_rate"))  # clipping included
+    return (x, y), options.replace(
+        optimizer=optimizer, learning_rate=None, clip_norm=None, clip_value=None, l1=members.get("l1", 0.0),
+        l2=members.get("l2", 0.0), dropout=members.get("dropout"), sample_weight=w, validation=validation,
+        batch_sharding=sharding)
 
 
-def _fit_members_traced(spec: _Spec, arrays, keys, hp, resume) -> FitResult:
+def _start_member(spec: _Spec, arrays, key, members: dict) -> TrainState:
+    """One member's untrained state, as :func:`nnjax.fit` starts it from its key (under ``jax.vmap``)."""
+    data, options = _member_options(spec, arrays, members)
+    params = None
+    if "init_scale" in members:
+        params = scale_weights(as_model(spec.net).init(split_run_key(key)[0]), members["init_scale"])
+    return plan(key, spec.net, data, options, params=params).ts
+
+
+def _member(spec: _Spec, arrays, key, members: dict, ts: TrainState) -> FitResult:
+    """One member's fit from ``ts``: runs under ``jax.vmap`` with traced ``key``, numbers and state."""
+    data, options = _member_options(spec, arrays, members)
+    return fit(key, spec.net, data, options, resume=FitResult(ts.params, ts.state, {}, ts, key))
+
+
+def _fit_members_traced(spec: _Spec, arrays, keys, members, ts) -> FitResult:
     axis = None
     if spec.mesh is not None and "population" in spec.mesh.axis_names:
         axis = "population"
-        keys, hp, resume = parallel_lib.constrain_population((keys, hp, resume), spec.mesh)
+        keys, members, ts = parallel_lib.constrain_population((keys, members, ts), spec.mesh)
     one = functools.partial(_member, spec, arrays)
     if spec.chunk_size is not None:  # vmapped groups, one after another: a smaller working set
-        result = jax.lax.map(lambda member: one(*member), (keys, hp, resume), batch_size=spec.chunk_size)
+        result = jax.lax.map(lambda member: one(*member), (keys, members, ts), batch_size=spec.chunk_size)
     else:
-        result = jax.vmap(one, spmd_axis_name=axis)(keys, hp, resume)
+        result = jax.vmap(one, spmd_axis_name=axis)(keys, members, ts)
     if axis is not None:
         result = parallel_lib.constrain_population(result, spec.mesh)
     return result
 
 
 _fit_members = xla_options.jit(_fit_members_traced, static_argnums=0)
+def _start_members_traced(spec: _Spec, arrays, keys, members) -> TrainState:
+    return jax.vmap(functools.partial(_start_member, spec, arrays))(keys, members)
+
+
+_start_members = jax.jit(_start_members_traced, static_argnums=0)
 
 
 def population_size(keys: Any) -> int:
-    """The number of members of a stacked key array (typed keys ``(P,)`` or raw ``(P, 2)``)."""
+    """The number of members of a stacked key array (typed keys ``(P,)`` or raw ``(P, 2)``), at least one."""
     keys = jnp.asarray(keys) if not isinstance(keys, jax.Array) else keys
     typed = jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
     if (typed and keys.ndim != 1) or (not typed and (keys.ndim != 2 or keys.dtype != jnp.uint32)):
@@ -154,10 +167,12 @@ def population_size(keys: Any) -> int:
             "keys: expected stacked PRNG keys, e.g. jax.random.split(jax.random.key(0), 8) (shape (P,)), "
             f"got dtype {keys.dtype} and shape {keys.shape}"
         )
+    if keys.shape[0] == 0:
+        raise ValueError("keys: expected at least one key (one per member), got 0 keys")
     return int(keys.shape[0])
 
 
-def _check_hyperparameter(name: str, value: Any, size: int) -> np.ndarray:
+def _check_member_setting(name: str, value: Any, size: int) -> np.ndarray:
     """A float32 array with a leading population axis, range-checked on the host."""
     checks.check(name, value, name)  # the rules every entry point shares, on the values as given
     arr = np.asarray(value, np.float32)
@@ -168,51 +183,123 @@ def _check_hyperparameter(name: str, value: Any, size: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _host_arrays(net: Any, data: Any, loss: Any, sample_weight: Any, class_weight: Any, validation: Any):
-    """Validates the data once on the host with :func:`nnjax.fitting.prepare`, as ``fit`` does."""
-    p = prepare(net, data, loss=loss, sample_weight=sample_weight, class_weight=class_weight, validation=validation)
-    return p.x, p.y, p.weights, p.validation
+class PopulationPlan(NamedTuple):
+    """A checked population run, ready to train: what :func:`plan_population` returns.
+
+    Like :class:`nnjax.fitting.Plan`: ``run(ts, epochs)`` trains every member ``epochs`` epochs
+    from the stacked training state ``ts`` (first ``plan.ts``, the untrained members; then a
+    previous result's ``train_state``), bit for bit the run done in one call.
+    """
+
+    spec: _Spec
+    arrays: tuple  # (x, y, weights, validation), checked and on the device
+    keys: Any  # the members' run keys, shape (P,)
+    members: dict  # the per-member numbers, float32 arrays with a leading axis P
+    ts: TrainState  # the stacked state to start from
+
+    @property
+    def size(self) -> int:
+        return population_size(self.keys)
+
+    @property
+    def may_stop(self) -> bool:
+        return self.spec.options.may_stop
+
+    def run(self, ts: TrainState, epochs: int | None = None, *, slots: int | None = None,
+            trim: bool = True) -> FitResult:
+        """Trains ``epochs`` epochs (default ``options.epochs``) from ``ts``; one compiled program a length.
+
+        ``slots`` and ``trim`` are accepted for the runner's sake: a population's program has
+        exactly ``epochs`` epoch slots.
+        """
+        spec = self.spec
+        if epochs is not None and epochs != spec.options.epochs:
+            spec = spec._replace(options=spec.options.replace(epochs=int(epochs)))
+        members = (self.keys, self.members, ts)
+        mesh, size = spec.mesh, self.size
+        if mesh is not None and "population" in mesh.axis_names:
+            members = parallel_lib.pad_population(members, size, mesh.shape["population"])
+        result = _fit_members(spec, self.arrays, *members)
+        if population_size(result.key) != size:
+            result = jax.tree.map(lambda a: a[:size], result)
+        return result
 
 
-def fit_population(
-    keys: PRNGKey | None,
-    net: MLP,
-    data: tuple[Any, Any],
-    *,
-    optimizer: optax.GradientTransformation | str | Callable[[jax.Array], optax.GradientTransformation],
-    learning_rate: Any = None,
-    l1: Any = 0.0,
-    l2: Any = 0.0,
-    dropout: Any = None,
-    init_scale: Any = None,
-    validation: tuple[Any, Any] | None = None,
-    sample_weight: Any = None,
-    class_weight: dict | None = None,
-    resume: FitResult | None = None,
-    mesh: jax.sharding.Mesh | None = None,
-    chunk_size: int | None = None,
-    **fit_kwargs: Any,
-) -> FitResult:
+@takes_settings
+def plan_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options | None = None, *,
+                    init_scale: Any = None, resume: FitResult | None = None, mesh: jax.sharding.Mesh | None = None,
+                    chunk_size: int | None = None, **settings: Any) -> PopulationPlan:
+    """Everything :func:`fit_population` does before training: checks, encoding, every member's start.
+
+    Takes :func:`fit_population`'s arguments. ``fit_population(...)`` is
+    ``p = plan_population(...); p.run(p.ts)``; ``nnjax.train.runner.train(p, epochs, ...)`` runs
+    it chunk by chunk with progress and checkpoints.
+
+    Raises:
+      ValueError, TypeError: as :func:`fit_population`.
+    """
+    for name, why in _REFUSED.items():
+        if name in settings:
+            raise ValueError(f"{name}: not accepted by fit_population ({why})")
+    options = Options.of(options, **settings)
+    if options.batch_sharding is not None:
+        raise ValueError(f"batch_sharding: expected None for a population (pass mesh=nnjax.parallel.make_mesh("
+                         f"population=..., data=...) instead), got {type(options.batch_sharding).__name__}")
+    if keys is None:
+        if resume is None:
+            raise ValueError("keys: expected stacked PRNG keys (jax.random.split(key, P)), got None")
+        keys = resume.key
+    size = population_size(keys)
+    rate = options.learning_rate
+    swept = {"l1": options.l1, "l2": options.l2, "dropout": options.dropout, "init_scale": init_scale}
+    if not callable(rate) and options.rate is not None:  # a number (or one per member): traced
+        swept["learning_rate"] = options.rate
+    members = {k: _check_member_setting(k, v, size) for k, v in swept.items() if v is not None}
+    for name in ("l1", "l2"):  # a penalty that is 0 for every member stays out of the program
+        if not np.any(members[name]):
+            del members[name]
+    if chunk_size is not None:
+        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+            raise ValueError(f"chunk_size: expected a positive number of members, got {chunk_size!r}")
+        if mesh is not None:
+            raise ValueError("chunk_size: expected None with a mesh (the mesh already splits the members)")
+    if resume is not None and init_scale is not None:
+        raise ValueError("init_scale: a resumed population keeps its parameters; pass init_scale=None")
+    data_shards = mesh.shape["data"] if mesh is not None and "data" in mesh.axis_names else 1
+    if options.batch_size % data_shards:
+        raise ValueError(f"batch_size: expected a multiple of the {data_shards} devices on the mesh's 'data' "
+                         f"axis, got {options.batch_size}")
+    prepared = prepare(net, data, options)
+    optimizer = options.optimizer
+    if not isinstance(optimizer, str) and hasattr(optimizer, "update"):  # a fresh but equal optax object: one program
+        optimizer = optim.by_value(optimizer, jax.eval_shape(as_model(net).init, jax.random.key(0)))
+    shared = options.replace(optimizer=optimizer, learning_rate=rate if callable(rate) else None, l1=0.0, l2=0.0,
+                             dropout=None, validation=None, sample_weight=None, class_weight=None)
+    spec = _Spec(net=net, options=shared, mesh=mesh, chunk_size=chunk_size)
+    arrays = (prepared.x, prepared.y, prepared.weights, prepared.validation)
+    members = {k: jnp.asarray(v) for k, v in members.items()}
+    ts = _start_members(spec, arrays, keys, members) if resume is None else resume.train_state
+    return PopulationPlan(spec, arrays, keys, members, ts)
+
+
+@takes_settings
+def fit_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options | None = None, *,
+                   init_scale: Any = None, resume: FitResult | None = None, mesh: jax.sharding.Mesh | None = None,
+                   chunk_size: int | None = None, **settings: Any) -> FitResult:
     """Trains one model per key in one compiled program: ``jax.jit(jax.vmap(nnjax.fit))``.
 
     Member ``i`` is exactly ``nnjax.fit(keys[i], net, data, ...)`` with its own
-    hyper-parameters (results agree to float32 rounding; the same key gives the
-    same initial weights, shuffles and dropout masks as a separate fit).
+    settings (results agree to float32 rounding; the same key gives the same initial
+    weights, shuffles and dropout masks as a separate fit).
 
     Args:
-      keys: stacked run keys, shape ``(P,)`` (``jax.random.split(key, P)``); with
+      keys: stacked run keys, shape ``(P,)`` (``jax.random.split(key, P)``), at least one; with
         ``resume`` it may be None.
       net: the topology (shared by all members).
       data: ``(x, y)``, shared by all members; validated once on the host.
-      optimizer: a name from :data:`nnjax.optim.OPTIMIZERS` or a factory
-        ``learning_rate -> optax.GradientTransformation`` (built inside the
-        vmapped function, so the learning rate may differ per member), or a
-        fixed ``optax.GradientTransformation`` shared by all.
-      learning_rate, l1, l2, dropout, init_scale: a scalar for every member or
-        an array of shape ``(P,)`` (``dropout`` also ``(P, n_hidden)``).
-        ``learning_rate`` defaults to 0.01 for a name; ``dropout=None`` keeps the
-        net's rates; ``init_scale=None`` keeps :func:`nnjax.init`'s weights.
-      validation, sample_weight, class_weight: as in :func:`nnjax.fit`, shared.
+      options: the shared settings as an :class:`~nnjax.train.options.Options` record; keywords
+        replace its fields.
+      init_scale: a scalar or one per member: the initial weights are multiplied by it.
       resume: a previous population result (stacked) to continue, member by member.
       mesh: a :class:`jax.sharding.Mesh` from :func:`nnjax.parallel.make_mesh`:
         its "population" axis splits the members over devices, its "data" axis
@@ -221,77 +308,24 @@ def fit_population(
         after another, still in one program (``jax.lax.map(..., batch_size=)``).
         On a CPU a group of a few models keeps the working set in cache (about
         10 % faster for 32 digits models in groups of 4); on a GPU leave it None.
-      **fit_kwargs: the rest of :func:`nnjax.fit`'s keywords (``loss``,
-        ``epochs``, ``batch_size``, ``early_stopping``, ``diagnostics``, ...).
+      **settings: the fields of :class:`~nnjax.train.options.Options` as :func:`nnjax.fit`
+        takes them. ``optimizer`` may also be a factory ``learning_rate ->
+        optax.GradientTransformation`` (built inside the vmapped function, so the learning rate
+        may differ per member); ``learning_rate``, ``l1``, ``l2`` and ``dropout`` may be one
+        value per member, shape ``(P,)`` (``dropout`` also ``(P, n_hidden)``);
+        ``learning_rate`` defaults to 0.01 for a name. ``batch_sharding`` is refused (use
+        ``mesh``).
 
     Returns:
       A :class:`~nnjax.FitResult` whose leaves have a leading axis of size P;
       ``result.history["loss"]`` has shape ``(P, epochs)``.
 
     Raises:
-      ValueError: bad keys, data, or hyper-parameter shapes or ranges, naming the argument.
+      ValueError: bad keys, data, or per-member shapes or ranges, naming the argument.
     """
-    for name, why in _NOT_FORWARDED.items():
-        if name in fit_kwargs:
-            raise ValueError(f"{name}: not accepted by fit_population ({why})")
-    if "loss" not in fit_kwargs:
-        raise ValueError("loss: expected a loss name or callable (e.g. loss='softmax_cross_entropy'), got none")
-    if isinstance(optimizer, optax.GradientTransformation) and learning_rate is not None:
-        raise ValueError(
-            "learning_rate: a fixed optax optimizer already has its learning rate; to vary it per member, pass "
-            "optimizer as a name ('sgd') or a factory (lambda lr: optax.sgd(lr, momentum=0.9))"
-        )
-    if not isinstance(optimizer, (str, optax.GradientTransformation)) and not callable(optimizer):
-        raise ValueError(f"optimizer: expected a name, a factory lr -> optax transformation or one, got {optimizer!r}")
-    if keys is None:
-        if resume is None:
-            raise ValueError("keys: expected stacked PRNG keys (jax.random.split(key, P)), got None")
-        keys = resume.key
-    size = population_size(keys)
-    static_lr = learning_rate if callable(learning_rate) else None  # an optax schedule: shared, not traced
-    if learning_rate is None and not isinstance(optimizer, optax.GradientTransformation):
-        if not isinstance(optimizer, str):
-            raise ValueError("learning_rate: expected a value for the optimizer factory, got None")
-        learning_rate = 0.01
-    swept = {"l1": l1, "l2": l2, "dropout": dropout, "init_scale": init_scale}
-    if static_lr is None and learning_rate is not None:
-        swept["learning_rate"] = learning_rate
-    hp = {k: _check_hyperparameter(k, v, size) for k, v in swept.items() if v is not None}
-    for name in ("l1", "l2"):  # a penalty that is 0 for every member stays out of the program
-        if not np.any(hp[name]):
-            del hp[name]
-    if chunk_size is not None:
-        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-            raise ValueError(f"chunk_size: expected a positive number of members, got {chunk_size!r}")
-        if mesh is not None:
-            raise ValueError("chunk_size: expected None with a mesh (the mesh already splits the members)")
-    if resume is not None and init_scale is not None:
-        raise ValueError("init_scale: a resumed population keeps its parameters; pass init_scale=None")
-
-    if static_lr is not None:
-        fit_kwargs["learning_rate"] = static_lr
-    if isinstance(optimizer, optax.GradientTransformation):  # a fresh but equal optax object: the same program
-        optimizer = optim.by_value(optimizer, jax.eval_shape(as_model(net).init, jax.random.key(0)))
-    spec = _Spec(net=net, optimizer=optimizer, fit_kwargs=tuple(sorted(fit_kwargs.items())), mesh=mesh,
-                 chunk_size=chunk_size)
-    try:
-        hash(spec)
-    except TypeError as err:
-        raise ValueError(f"fit_kwargs: expected hashable values (numbers, names, EarlyStopping), got {err}") from None
-    batch_size = fit_kwargs.get("batch_size")
-    data_shards = mesh.shape["data"] if mesh is not None and "data" in mesh.axis_names else 1
-    if isinstance(batch_size, int) and batch_size % data_shards:
-        raise ValueError(f"batch_size: expected a multiple of the {data_shards} devices on the mesh's 'data' "
-                         f"axis, got {batch_size}")
-    arrays = _host_arrays(net, data, fit_kwargs["loss"], sample_weight, class_weight, validation)
-    members = (keys, hp, resume)
-    if mesh is not None and "population" in mesh.axis_names:
-        members = parallel_lib.pad_population(members, size, mesh.shape["population"])
-    result = _fit_members(spec, arrays, *members)
-    if population_size(result.key) != size:
-        result = jax.tree.map(lambda a: a[:size], result)
-    return result
-
+    p = plan_population(keys, net, data, options, init_scale=init_scale, resume=resume, mesh=mesh,
+                        chunk_size=chunk_size, **settings)
+    return p.run(p.ts)
 
 
 def member_scores(result: FitResult, metric: str | None = None, *, at: str = "last") -> np.ndarray:

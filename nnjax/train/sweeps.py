@@ -1,7 +1,7 @@
 """Hyper-parameter sweeps in one compiled program, and a results table.
 
 A sweep trains every (setting, seed) pair of a grid or a random sample over
-:data:`nnjax.population.HYPERPARAMETERS` (learning rate, L1, L2, dropout rate,
+:data:`nnjax.population.MEMBER_SETTINGS` (learning rate, L1, L2, dropout rate,
 init scale) as one population (:func:`nnjax.fit_population`), then scores each
 run by a validation metric and summarises each setting over its seeds.
 
@@ -32,7 +32,8 @@ import numpy as np
 from nnjax.train.fitting import FitResult
 from nnjax.nn.network import MLP
 from nnjax.nn.losses import is_maximised
-from nnjax.train.population import HYPERPARAMETERS, fit_population, member_scores
+from nnjax.train.options import Options
+from nnjax.train.population import MEMBER_SETTINGS, fit_population, member_scores
 
 __all__ = ["LogUniform", "SweepResult", "Uniform", "format_table", "grid", "random_search", "sweep"]
 
@@ -52,8 +53,8 @@ class LogUniform(NamedTuple):
 
 
 def _check_name(name: str) -> None:
-    if name not in HYPERPARAMETERS:
-        raise ValueError(f"hyper-parameter: expected one of {', '.join(HYPERPARAMETERS)}, got {name!r}")
+    if name not in MEMBER_SETTINGS:
+        raise ValueError(f"hyper-parameter: expected one of {', '.join(MEMBER_SETTINGS)}, got {name!r}")
 
 
 def grid(**values: float | Sequence[float]) -> dict[str, np.ndarray]:
@@ -78,7 +79,7 @@ def random_search(n: int, *, key: jax.Array, **distributions: Any) -> dict[str, 
     """``n`` settings drawn at random: each value a :class:`Uniform`, a :class:`LogUniform`,
     a list of choices, or a constant.
 
-    Each name draws from its own key (``fold_in(key, HYPERPARAMETERS.index(name))``),
+    Each name draws from its own key (``fold_in(key, MEMBER_SETTINGS.index(name))``),
     so adding a name does not change the others' draws.
 
     Example:
@@ -92,7 +93,7 @@ def random_search(n: int, *, key: jax.Array, **distributions: Any) -> dict[str, 
     out = {}
     for name, dist in distributions.items():
         _check_name(name)
-        k = jax.random.fold_in(key, HYPERPARAMETERS.index(name))
+        k = jax.random.fold_in(key, MEMBER_SETTINGS.index(name))
         if isinstance(dist, (Uniform, LogUniform)):
             low, high = float(dist.low), float(dist.high)
             if not low < high or (isinstance(dist, LogUniform) and low <= 0):
@@ -174,7 +175,7 @@ def format_table(rows: Sequence[dict[str, Any]], *, metric: str = "score", digit
     """
     if not rows:
         return "(no settings)"
-    names = [k for k in rows[0] if k in HYPERPARAMETERS]
+    names = [k for k in rows[0] if k in MEMBER_SETTINGS]
     header = ["rank", "setting", *names, f"{metric} mean", "std", "min", "max", "finite"]
     fmt = lambda v: f"{v:.{digits}g}"  # noqa: E731
     body = [
@@ -192,6 +193,7 @@ def sweep(
     net: MLP,
     data: tuple[Any, Any],
     settings: dict[str, Any],
+    options: Options | None = None,
     *,
     seeds: int = 3,
     metric: str | None = None,
@@ -205,13 +207,15 @@ def sweep(
       net: the topology.
       data: ``(x, y)``.
       settings: ``{name: (S,) values}`` from :func:`grid` or :func:`random_search`
-        (names from :data:`~nnjax.population.HYPERPARAMETERS`).
+        (names from :data:`~nnjax.population.MEMBER_SETTINGS`).
       seeds: runs per setting.
       metric: the history key scored (default "val_loss" with validation, else "loss").
+      options: the settings shared by every run, an :class:`~nnjax.train.options.Options`
+        record (its fields may be given as keywords instead).
       at: "last" epoch run or "best" epoch (see :func:`~nnjax.population.member_scores`).
-      **population_kwargs: :func:`nnjax.fit_population`'s keywords (``loss``,
-        ``optimizer``, ``epochs``, ``batch_size``, ``validation``, ``mesh``, ...);
-        a hyper-parameter not in ``settings`` may be given here as a constant.
+      **population_kwargs: :func:`nnjax.fit_population`'s keywords (the settings ``loss``,
+        ``optimizer``, ``epochs``, ``batch_size``, ``validation``, ..., and ``mesh``,
+        ``chunk_size``); a member setting not in ``settings`` may be given here as a constant.
 
     Returns:
       A :class:`SweepResult`; ``.table()`` ranks the settings and ``.format()`` prints them.
@@ -233,7 +237,7 @@ def sweep(
     seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(np.arange(seeds))
     keys = jax.numpy.tile(seed_keys, n_settings)  # setting-major: run i * seeds + s
     per_run = {name: np.repeat(v, seeds) for name, v in columns.items()}
-    result = fit_population(keys, net, data, **per_run, **population_kwargs)
+    result = fit_population(keys, net, data, options, **per_run, **population_kwargs)
     scores = member_scores(result, metric, at=at).reshape(n_settings, seeds)
     metric = metric or ("val_loss" if "val_loss" in result.history else "loss")
     stacked = jax.tree.map(lambda a: a.reshape((n_settings, seeds) + a.shape[1:]), result)
