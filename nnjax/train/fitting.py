@@ -20,12 +20,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from nnjax._base import cache, checks, xla_options
 from nnjax.nn import losses

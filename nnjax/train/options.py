@@ -34,7 +34,6 @@ import dataclasses
 import difflib
 import functools
 import inspect
-import operator
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
@@ -371,18 +370,10 @@ def _per_example(fn: Callable) -> Callable:
 
 
 def _early_stopping(value: Any) -> EarlyStopping | None:
+    """An int is a patience (>= 1: the API's off is None, not 0)."""
     if value is None or isinstance(value, EarlyStopping):
         return value
-    expected = "an int patience >= 1 or an nnjax.EarlyStopping (None: no early stopping)"
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"early_stopping: expected {expected}, got bool {value!r}")
-    try:
-        patience = operator.index(value)
-    except TypeError:
-        raise TypeError(f"early_stopping: expected {expected}, got {type(value).__name__} {value!r}") from None
-    if patience < 1:
-        raise ValueError(f"early_stopping: expected {expected}, got {patience}")
-    return EarlyStopping(patience=patience)
+    return EarlyStopping(patience=checks.check_count("patience", value, "early_stopping"))
 
 
 def takes_settings(function: Callable) -> Callable:

@@ -128,6 +128,9 @@ class Callback(Hook):
         return self.function(done, last_epoch(chunk))
 
 
+_METHODS = ("on_compiled", "on_chunk", "on_checkpoint", "on_close")
+
+
 def hooks_for(progress: Any, total: int = 0, *, done: int = 0) -> list:
     """The hooks for a ``progress=`` argument: True (a bar), a hook object (one with ``on_chunk``),
     a plain callable (:class:`Callback`), or a list of these; False or None give none."""
@@ -137,7 +140,7 @@ def hooks_for(progress: Any, total: int = 0, *, done: int = 0) -> list:
         return [ProgressBar(total, done=done)]
     if isinstance(progress, (list, tuple)):
         return [hook for item in progress for hook in hooks_for(item, total, done=done)]
-    if any(callable(getattr(progress, name, None)) for name in ("on_chunk", "on_checkpoint", "on_compiled")):
+    if isinstance(progress, Hook) or any(callable(getattr(progress, name, None)) for name in _METHODS):
         return [progress]
     if callable(progress):
         return [Callback(progress)]
@@ -243,12 +246,14 @@ def train(plan: Any, total: int, *, start: Any = None, done: int = 0, history: d
         runs one compiled program.
       checkpoint_every: chunks end on every multiple of it, and hooks hear
         :meth:`Hook.on_checkpoint` there (and at the end); 0: only at the end.
-      hooks: :class:`Hook` objects (see :func:`hooks_for`).
+      hooks: :class:`Hook` objects, or anything :func:`hooks_for` turns into them (a plain
+        callable ``f(epochs_done, metrics)``, True for a bar).
 
     Returns:
       An :class:`Outcome`.
     """
     ts = plan.ts if start is None else start
+    hooks = hooks_for(list(hooks), total, done=done)
     every = chunk_epochs(total, every, checkpoint_every)
     gathered = [] if history is None else [{k: np.asarray(v) for k, v in history.items()}]
     parts: list[dict] = []
