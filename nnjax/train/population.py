@@ -120,18 +120,24 @@ def _member_options(spec: _Spec, arrays, members: dict) -> tuple[tuple, Options]
         batch_sharding=sharding)
 
 
+def _initial_params(spec: _Spec, key, members: dict) -> Params | None:
+    """The member's initial weights scaled by its ``init_scale`` (None: as :func:`nnjax.fit` draws them)."""
+    if "init_scale" not in members:
+        return None
+    return scale_weights(as_model(spec.net).init(split_run_key(key)[0]), members["init_scale"])
+
+
 def _start_member(spec: _Spec, arrays, key, members: dict) -> TrainState:
     """One member's untrained state, as :func:`nnjax.fit` starts it from its key (under ``jax.vmap``)."""
     data, options = _member_options(spec, arrays, members)
-    params = None
-    if "init_scale" in members:
-        params = scale_weights(as_model(spec.net).init(split_run_key(key)[0]), members["init_scale"])
-    return plan(key, spec.net, data, options, params=params).ts
+    return plan(key, spec.net, data, options, params=_initial_params(spec, key, members)).ts
 
 
-def _member(spec: _Spec, arrays, key, members: dict, ts: TrainState) -> FitResult:
-    """One member's fit from ``ts``: runs under ``jax.vmap`` with traced ``key``, numbers and state."""
+def _member(spec: _Spec, arrays, key, members: dict, ts: TrainState | None) -> FitResult:
+    """One member's fit, from ``ts`` or (None) from its key: runs under ``jax.vmap`` with traced values."""
     data, options = _member_options(spec, arrays, members)
+    if ts is None:  # the start in the same program: one compile for a population trained in one call
+        return fit(key, spec.net, data, options, params=_initial_params(spec, key, members))
     return fit(key, spec.net, data, options, resume=FitResult(ts.params, ts.state, {}, ts, key))
 
 
@@ -183,29 +189,33 @@ def _check_member_setting(name: str, value: Any, size: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-class PopulationPlan(NamedTuple):
+class PopulationPlan:
     """A checked population run, ready to train: what :func:`plan_population` returns.
 
     Like :class:`nnjax.fitting.Plan`: ``run(ts, epochs)`` trains every member ``epochs`` epochs
-    from the stacked training state ``ts`` (first ``plan.ts``, the untrained members; then a
-    previous result's ``train_state``), bit for bit the run done in one call.
+    from the stacked training state ``ts`` (first ``plan.ts``, the untrained members, computed
+    by one small compiled program when first asked for; then a previous result's
+    ``train_state``), bit for bit the run done in one call. ``run(None)`` starts every member
+    inside the training program itself (one compile, for a population trained in one call).
     """
 
-    spec: _Spec
-    arrays: tuple  # (x, y, weights, validation), checked and on the device
-    keys: Any  # the members' run keys, shape (P,)
-    members: dict  # the per-member numbers, float32 arrays with a leading axis P
-    ts: TrainState  # the stacked state to start from
+    def __init__(self, spec: _Spec, arrays: tuple, keys: Any, members: dict, start: TrainState | None = None):
+        self.spec, self.arrays, self.keys, self.members = spec, arrays, keys, members
+        self._start = start
+        self.size = population_size(keys)
 
-    @property
-    def size(self) -> int:
-        return population_size(self.keys)
+    @functools.cached_property
+    def ts(self) -> TrainState:
+        """The stacked state to start from (the resumed one, or every member's untrained state)."""
+        if self._start is None:
+            self._start = _start_members(self.spec, self.arrays, self.keys, self.members)
+        return self._start
 
     @property
     def may_stop(self) -> bool:
         return self.spec.options.may_stop
 
-    def run(self, ts: TrainState, epochs: int | None = None, *, slots: int | None = None,
+    def run(self, ts: TrainState | None, epochs: int | None = None, *, slots: int | None = None,
             trim: bool = True) -> FitResult:
         """Trains ``epochs`` epochs (default ``options.epochs``) from ``ts``; one compiled program a length.
 
@@ -216,12 +226,11 @@ class PopulationPlan(NamedTuple):
         if epochs is not None and epochs != spec.options.epochs:
             spec = spec._replace(options=spec.options.replace(epochs=int(epochs)))
         members = (self.keys, self.members, ts)
-        mesh, size = spec.mesh, self.size
-        if mesh is not None and "population" in mesh.axis_names:
-            members = parallel_lib.pad_population(members, size, mesh.shape["population"])
+        if spec.mesh is not None and "population" in spec.mesh.axis_names:
+            members = parallel_lib.pad_population(members, self.size, spec.mesh.shape["population"])
         result = _fit_members(spec, self.arrays, *members)
-        if population_size(result.key) != size:
-            result = jax.tree.map(lambda a: a[:size], result)
+        if population_size(result.key) != self.size:
+            result = jax.tree.map(lambda a: a[:self.size], result)
         return result
 
 
@@ -232,8 +241,9 @@ def plan_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], optio
     """Everything :func:`fit_population` does before training: checks, encoding, every member's start.
 
     Takes :func:`fit_population`'s arguments. ``fit_population(...)`` is
-    ``p = plan_population(...); p.run(p.ts)``; ``nnjax.train.runner.train(p, epochs, ...)`` runs
-    it chunk by chunk with progress and checkpoints.
+    ``plan_population(...).run(None)`` (``run(p.ts)`` after ``resume=``);
+    ``nnjax.train.runner.train(p, epochs, ...)`` runs it chunk by chunk with progress and
+    checkpoints.
 
     Raises:
       ValueError, TypeError: as :func:`fit_population`.
@@ -278,8 +288,7 @@ def plan_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], optio
     spec = _Spec(net=net, options=shared, mesh=mesh, chunk_size=chunk_size)
     arrays = (prepared.x, prepared.y, prepared.weights, prepared.validation)
     members = {k: jnp.asarray(v) for k, v in members.items()}
-    ts = _start_members(spec, arrays, keys, members) if resume is None else resume.train_state
-    return PopulationPlan(spec, arrays, keys, members, ts)
+    return PopulationPlan(spec, arrays, keys, members, None if resume is None else resume.train_state)
 
 
 @takes_settings
@@ -325,7 +334,7 @@ def fit_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], option
     """
     p = plan_population(keys, net, data, options, init_scale=init_scale, resume=resume, mesh=mesh,
                         chunk_size=chunk_size, **settings)
-    return p.run(p.ts)
+    return p.run(None if resume is None else p.ts)
 
 
 def member_scores(result: FitResult, metric: str | None = None, *, at: str = "last") -> np.ndarray:
