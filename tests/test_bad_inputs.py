@@ -157,6 +157,8 @@ API = {
     "population class_weight": (lambda: population(class_weight={9: 1.0}), ValueError, "class_weight"),
     "population zero keys": (lambda: fit_population(jax.random.split(jax.random.key(0), 0), NET, (X, Y),
                                                     learning_rate=0.1, **FIT), ValueError, "keys"),
+    "population monitor not recorded": (lambda: population(early_stopping=nnjax.EarlyStopping(monitor="val_f1")),
+                                        ValueError, "monitor"),
     "population batch_sharding": (lambda: population(batch_sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0])),
                                   ValueError, "batch_sharding"),
     # nnjax.MLP

@@ -287,6 +287,10 @@ def plan_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], optio
                              dropout=None, validation=None, sample_weight=None, class_weight=None)
     spec = _Spec(net=net, options=shared, mesh=mesh, chunk_size=chunk_size)
     arrays = (prepared.x, prepared.y, prepared.weights, prepared.validation)
+    if options.early_stopping is not None and options.early_stopping.monitor not in (None, "loss", "val_loss"):
+        # the monitor is checked on the host, as fit checks it, with member 0's settings
+        first = {k: v[0] for k, v in members.items() if k != "init_scale"}
+        plan(keys[0], net, (prepared.x, prepared.y), _member_options(spec, arrays, first)[1])
     members = {k: jnp.asarray(v) for k, v in members.items()}
     return PopulationPlan(spec, arrays, keys, members, None if resume is None else resume.train_state)
 
