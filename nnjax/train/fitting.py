@@ -371,17 +371,19 @@ def _init_shapes(model: Any) -> Any:
     return jax.eval_shape(model.init, jax.random.key(0))
 
 
-def _shapes(tree: Any) -> Any:
-    return jax.tree.map(lambda a: tuple(jnp.shape(a)), tree)
+def _shapes(tree: Any) -> list[tuple[str, tuple]]:
+    """Each leaf's path and shape; a list and a tuple of layers read alike (the program takes either)."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return [(jax.tree_util.keystr(path), tuple(jnp.shape(a))) for path, a in leaves]
 
 
 def _check_params(params: Any, want: Any, name: str) -> None:
-    """``params`` must have the structure and shapes this model initialises (``want``)."""
-    got_shapes, want_shapes = _shapes(params), _shapes(want)
-    if jax.tree.structure(got_shapes) != jax.tree.structure(want_shapes) or got_shapes != want_shapes:
+    """``params`` must have the leaves and shapes this model initialises (``want``)."""
+    if _shapes(params) != _shapes(want):
         what = "a result of this network" if name == "resume" else "parameters of this network"
-        raise ValueError(f"{name}: expected {what} (parameter shapes {want_shapes}), "
-                         f"got one with parameter shapes {got_shapes}")
+        shapes = jax.tree.map(lambda a: tuple(jnp.shape(a)), want), jax.tree.map(lambda a: tuple(jnp.shape(a)), params)
+        raise ValueError(f"{name}: expected {what} (parameter shapes {shapes[0]}), "
+                         f"got one with parameter shapes {shapes[1]}")
 
 
 def _check_state(ts: TrainState, model: Any, optimizer: Any) -> None:

@@ -98,14 +98,14 @@ class ProgressBar(Hook):
     def __init__(self, total: int, *, done: int = 0, label: str = "training", file: Any = None):
         from tqdm.auto import tqdm
 
-        self.label, self.done = label, done
+        self.label = label
         self.bar = tqdm(total=total, initial=done, unit="epoch", desc=f"{label} (compiling)", leave=False,
                         dynamic_ncols=True, file=sys.stderr if file is None else file)
 
     def on_compiled(self, done: int) -> None:
         self.bar.reset(total=self.bar.total)  # the clock starts now: the rate is training speed
-        self.bar.update(done)
-        self.bar.set_description(self.label, refresh=False)
+        self.bar.initial = self.bar.n = self.bar.last_print_n = done  # epochs of earlier runs are no speed
+        self.bar.set_description(self.label)
 
     def on_chunk(self, done: int, chunk: Any) -> None:
         self.bar.update(done - self.bar.n)
