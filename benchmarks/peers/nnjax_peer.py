@@ -81,7 +81,7 @@ class _ProgressTrainer(FitTrainer):
         sink, original = io.StringIO(), tqdm.auto.tqdm
 
         def to_sink(*args, **kwargs):
-            return original(*args, file=sink, **kwargs)
+            return original(*args, **{**kwargs, "file": sink})
 
         tqdm.auto.tqdm = to_sink  # fit imports tqdm.auto.tqdm when it draws the bar
         try:
