@@ -258,6 +258,38 @@ def test_standardizer_uses_training_statistics_only(rng):
     assert abs(z_test[:, 2].mean()) > 1.0  # shifted test data is not re-centred
 
 
+def test_one_constant_column_rule_for_the_standardizer_and_run_preprocessing(rng):
+    """A column is constant (scale 1) when its spread is rounding (below float32's resolution of its
+    mean) or too small for a float32 scale; a real spread, however small, is kept. Run directories'
+    preprocessing (nnjax.runs.Preprocessing) follows the same rule, features and regression targets."""
+    from nnjax import runs
+
+    n = 64
+    columns = {
+        "exactly constant": np.full(n, 7.25),
+        "rounding of 0.1": np.full(n, 0.1) + np.where(np.arange(n) % 2, 1e-17, -1e-17),
+        "below float32 at 1000": 1000.0 + 1e-5 * rng.standard_normal(n),
+        "tiny but real at 0": 1e-20 * rng.standard_normal(n),
+        "below float32's smallest normal": 1e-40 * rng.standard_normal(n),
+        "ordinary": 3.0 + 2.0 * rng.standard_normal(n),
+    }
+    constant = {"exactly constant", "rounding of 0.1", "below float32 at 1000", "below float32's smallest normal"}
+    x = np.stack(list(columns.values()), axis=1)
+    std, mean = x.std(axis=0), x.mean(axis=0)
+    want = np.where([name in constant for name in columns], 1.0, std).astype(np.float32)
+    np.testing.assert_array_equal(data.Standardizer.fit(x).scale, want)
+    prep = runs.Preprocessing.fit(x, rng.normal(size=n), task="regression", loss="mse",
+                                  feature_names=tuple(columns))
+    np.testing.assert_array_equal(np.asarray(prep.scale, np.float32), want)
+    np.testing.assert_array_equal(np.asarray(prep.mean, np.float32), mean.astype(np.float32))
+    for j, name in enumerate(columns):  # the transform is finite, and 0 for a constant column
+        z = prep.inputs(x)[:, j]
+        assert np.all(np.isfinite(z)) and (np.all(np.abs(z) < 1e-3) if name in constant else abs(z.std() - 1) < 1e-4)
+    for target in (columns["exactly constant"], columns["ordinary"]):
+        back = runs.Preprocessing.fit(x, target, task="regression", loss="mse", feature_names=tuple(columns))
+        assert back.y_scale == tuple(float(v) for v in data.Standardizer.fit(target[:, None]).scale)
+
+
 def test_standardizer_errors(rng):
     scaler = data.Standardizer.fit(rng.normal(size=(10, 3)))
     with pytest.raises(ValueError, match=r"^x: expected 3 features .* got 2"):

@@ -51,7 +51,8 @@ def test_load_predicts_exactly_what_nnjax_predict_writes(iris_run, tmp_path, cap
     assert [r["prediction"] for r in written] == predicted.tolist()
     assert model.classes == ("setosa", "versicolor", "virginica")
     for j, name in enumerate(model.classes):
-        assert [r[f"probability_{name}"] for r in written] == [f"{p:.6g}" for p in proba[:, j]]
+        # the written text reads back as the same float64, bit for bit
+        assert [float(r[f"probability_{name}"]) for r in written] == proba[:, j].tolist()
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-12)
     assert predicted.tolist() == [model.classes[i] for i in model.logits(x).argmax(1)]
     # The parameters are the checkpoint's, bit for bit.

@@ -40,13 +40,15 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
+from nnjax._base import optimizers
+
 __all__ = ["COUNTS", "OPTIMIZERS", "RULES", "Rule", "SCHEDULES", "check", "check_choice", "check_class_weight",
            "check_classes", "check_count", "check_flag", "check_fraction", "check_optimizer", "check_positive",
            "check_positive_int", "check_schedule", "check_split", "is_traced"]
 
-#: Optimizer and schedule names that :func:`nnjax.optim.make` and :func:`nnjax.optim.schedule` build.
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("constant", "exponential", "cosine", "step", "piecewise", "warmup_cosine")
+#: Optimizer and schedule names that :func:`nnjax.optim.make` and :func:`nnjax.optim.schedule` build
+#: (the keys of the one table, :mod:`nnjax._base.optimizers`).
+OPTIMIZERS, SCHEDULES = tuple(optimizers.OPTIMIZERS), tuple(optimizers.SCHEDULES)
 
 
 class Rule(NamedTuple):

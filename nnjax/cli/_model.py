@@ -12,7 +12,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import pathlib
 import sys
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nnjax import data as data_lib
+from nnjax.data.files import read_csv
 from nnjax.io import checkpoint, runs, saved
 from nnjax.report import metrics
 from nnjax.cli._setup import load_splits
@@ -39,23 +39,9 @@ def load_model(run_dir: Any, member: int | None = None) -> SavedModel:
         raise UsageError(f"DIR: {err}") from None
 
 
-def _number(text: str, column: str, row: int) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"column {column!r} is not numeric (row {row}: {text!r})") from None
-    if not math.isfinite(value):
-        raise UsageError(f"column {column!r} has a missing or non-finite value in row {row} ({text!r}); "
-                         "remove or impute it")
-    return value
-
-
 def _read_csv(path: pathlib.Path, prep: runs.Preprocessing, target: str, need_target: bool):
-    with path.open(newline="", encoding="utf-8-sig") as stream:
-        rows = [r for r in csv.reader(stream) if any(cell.strip() for cell in r)]
-    if len(rows) < 2:
-        raise UsageError(f"--data: expected a header row and at least one data row in {path}")
-    header = [h.strip() for h in rows[0]]
+    table = read_csv(path)  # the one CSV reader: refuses a file for the reasons nnjax train does
+    header = table.header
     missing = [f for f in prep.feature_names if f not in header]
     if missing:
         raise UsageError(f"--data: {path.name} lacks the feature columns {missing} the model was trained on")
@@ -65,24 +51,18 @@ def _read_csv(path: pathlib.Path, prep: runs.Preprocessing, target: str, need_ta
                          f"{prep.n_features} training features" + (f" and the target {target!r}" if target else ""))
     if need_target and target not in header:
         raise UsageError(f"--target: expected a column {target!r} in {path.name}, got columns {header}")
-    where = {name: j for j, name in enumerate(header)}
-    body = rows[1:]
-    for i, row in enumerate(body, start=1):
-        if len(row) != len(header):
-            raise UsageError(f"--data: row {i} of {path.name} has {len(row)} fields, expected {len(header)}")
-    x = np.array([[_number(row[where[f]].strip(), f, i) for f in prep.feature_names]
-                  for i, row in enumerate(body, start=1)], np.float64)
+    x = np.stack([table.numbers(f) for f in prep.feature_names], axis=1)
     y = None
-    if target in where:
-        cells = [row[where[target]] for row in body]
-        y = _targets(prep, cells, f"column {target!r}")
+    if target in header:
+        y = prep.class_indices(table.cells(target), f"column {target!r}") if prep.classification else \
+            table.numbers(target)
     return x, y
 
 
 def _targets(prep: runs.Preprocessing, values: Any, where: str) -> np.ndarray:
-    if prep.task == "classification":
+    if prep.classification:
         return prep.class_indices(list(values), where)
-    return np.array([_number(str(v).strip(), where, i) for i, v in enumerate(values, start=1)], np.float64)
+    return data_lib.check_targets(np.asarray(values, np.float64), len(values), where).astype(np.float64)
 
 
 def _read_npz(path: pathlib.Path, prep: runs.Preprocessing, x_key: str, target: str, need_target: bool):
@@ -117,7 +97,7 @@ def _read_data(args: argparse.Namespace, model: SavedModel, need_target: bool) -
         data = data_lib.load_dataset(args.dataset, seed=int(model.config["args"].get("seed", 0)))
         x = data.x
         _check_width(x, prep, args.dataset)
-        y = _targets(prep, [data.target_names[c] for c in data.y] if data.task == "classification" else data.y,
+        y = _targets(prep, [data.target_names[c] for c in data.y] if prep.classification else data.y,
                      f"dataset {args.dataset!r}")
         name = args.dataset
     else:
@@ -163,7 +143,7 @@ def predict(args: argparse.Namespace) -> int:
     prep = model.preprocessing
     predicted = model.predict(x)
     header, columns = [], []
-    if prep.task == "classification":
+    if prep.classification:
         header.append("prediction")
         columns.append([str(c) for c in predicted])
         try:
@@ -172,7 +152,8 @@ def predict(args: argparse.Namespace) -> int:
             probabilities = None
         if probabilities is not None:
             header += [f"probability_{c}" for c in prep.class_names]
-            columns += [[f"{p:.6g}" for p in col] for col in probabilities.T]
+            # repr: the shortest text that reads back as the same float64 (predict_proba's values exactly)
+            columns += [[repr(float(p)) for p in col] for col in probabilities.T]
     else:
         values = np.asarray(predicted).reshape(len(x), -1)
         header += [prep.target] if values.shape[1] == 1 else [f"{prep.target}_{j}" for j in range(values.shape[1])]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import sys
 from typing import Sequence
 
+from nnjax._base import optimizers
 from nnjax.io import runs
 from nnjax.cli._errors import UsageError
 
@@ -82,12 +82,10 @@ TRAIN_FLAGS = {
     "training": [
         ("--loss", {"default": "auto", "metavar": "NAME"}, "mse, softmax_cross_entropy, binary_cross_entropy, hinge; "
          "auto: softmax cross-entropy for classes, mse for regression"),
-        ("--optimizer", {"default": "adam", "metavar": "NAME"},
-         "sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad"),
+        ("--optimizer", {"default": "adam", "metavar": "NAME"}, ", ".join(optimizers.OPTIMIZERS)),
         ("--lr", {"type": float, "default": 1e-3, "metavar": "RATE"}, "learning rate (peak rate of a schedule)"),
         ("--momentum", {"type": float, "default": 0.9, "metavar": "M"}, "for momentum and nesterov"),
-        ("--schedule", {"default": "constant", "metavar": "NAME"},
-         "constant, exponential, cosine, step, warmup_cosine"),
+        ("--schedule", {"default": "constant", "metavar": "NAME"}, ", ".join(optimizers.SCHEDULES)),
         ("--decay-rate", {"type": float, "default": 0.5, "metavar": "F"}, "factor of the exponential/step schedules"),
         ("--decay-epochs", {"type": int, "default": 10, "metavar": "N"}, "epochs per decay of exponential/step"),
         ("--warmup-epochs", {"type": int, "default": 0, "metavar": "N"}, "linear warm-up of warmup_cosine"),

@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nnjax import data as data_lib
-from nnjax._base import checks
 from nnjax.train import optim
 from nnjax.train.options import EarlyStopping, Options
 from nnjax.nn import losses
@@ -66,19 +65,17 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, dict]:
 def _resolve_loss(args: argparse.Namespace, dataset: Any) -> str:
     if args.task != "auto" and dataset.task != args.task:
         raise UsageError(f"--task: the targets cannot be used for {args.task}, they look like {dataset.task}")
-    name = args.loss
-    if name == "auto":
-        return "softmax_cross_entropy" if dataset.task == "classification" else "mse"
-    name = losses.resolve(name).name
-    if dataset.task == "regression" and name != "mse":
-        raise UsageError(f"--loss: expected mse for a regression target, got {args.loss!r}")
-    if dataset.task == "classification":
-        _check(name != "mse", "--loss", "a classification loss (softmax_cross_entropy, binary_cross_entropy, "
-               "hinge) for class targets; use --task regression for numeric targets", args.loss)
-        if name in ("binary_cross_entropy", "hinge"):
-            _check(dataset.n_classes == 2, "--loss", f"softmax_cross_entropy for {dataset.n_classes} classes "
-                   f"({name} needs exactly 2)", args.loss)
-    return name
+    loss = losses.resolve(losses.DEFAULTS[dataset.task] if args.loss == "auto" else args.loss)
+    classes = dataset.task == "classification"
+    if loss.classification != classes:
+        fix = "; use --task regression for numeric targets" if classes else ""
+        names = [n for n, entry in losses.REGISTRY.items() if entry.classification == classes]
+        raise UsageError(f"--loss: expected {' or '.join(names)} for {dataset.task} targets, got {args.loss!r}{fix}")
+    try:
+        loss.n_outputs(dataset.n_classes if classes else 1)  # e.g. the hinge loss takes 2 classes only
+    except ValueError as err:
+        raise UsageError(f"--{err}") from None
+    return loss.name
 
 
 def build_net(args: Any, prep: runs.Preprocessing) -> MLP:
@@ -120,14 +117,13 @@ def _split(args: argparse.Namespace, dataset: Any) -> dict:
 
 
 def _optimizer(args: argparse.Namespace, steps_per_epoch: int) -> Any:
-    rate: Any = args.lr
-    if args.schedule != "constant":
-        rate = optim.schedule(args.schedule, args.lr, steps=args.epochs * steps_per_epoch, decay_rate=args.decay_rate,
-                              decay_steps=args.decay_epochs * steps_per_epoch,
-                              warmup_steps=args.warmup_epochs * steps_per_epoch)
+    # check_args checked every number under its flag's name; the table builds without checking again.
+    rate = optim.build_schedule(args.schedule, args.lr, steps=args.epochs * steps_per_epoch,
+                                decay_rate=args.decay_rate, decay_steps=args.decay_epochs * steps_per_epoch,
+                                warmup_steps=args.warmup_epochs * steps_per_epoch)
     # A new object per run is fine: fit compares optimizers by what they compute (optim.by_value).
-    return optim.make(args.optimizer, rate, momentum=args.momentum, clip_norm=args.clip_norm,
-                      clip_value=args.clip_value)
+    return optim.build(args.optimizer, rate, momentum=args.momentum, clip_norm=args.clip_norm,
+                       clip_value=args.clip_value)
 
 
 def load_splits(args: argparse.Namespace) -> tuple[Any, dict, dict]:

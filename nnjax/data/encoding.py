@@ -28,8 +28,12 @@ from nnjax._base.validation import check_features, check_labels
 __all__ = ["Standardizer", "encode_labels", "one_hot", "standardize"]
 
 # A column whose standard deviation is this small relative to its mean is treated as constant:
-# the mean of n equal float values is not always exactly that value, so its std is not always 0.
+# the mean of n equal float values is not always exactly that value, so its std is not always 0,
+# and a spread below float32's resolution of the mean is rounding, not signal, once the features
+# are float32. A standard deviation below float32's smallest normal number would not survive as a
+# float32 scale at all.
 _CONSTANT_RTOL = 10 * float(np.finfo(np.float32).eps)
+_SMALLEST_SCALE = float(np.finfo(np.float32).tiny)
 
 
 def one_hot(labels: Any, n_classes: int | None = None, dtype: Any = np.float32) -> np.ndarray:
@@ -91,7 +95,9 @@ class Standardizer:
     """Per-feature affine scaling z = (x - mean) / scale, fitted on training data.
 
     ``scale`` is the training standard deviation, or 1 for a constant column (so a constant
-    feature maps to 0 rather than dividing by zero).
+    feature maps to 0 rather than dividing by zero). A column is constant when its standard
+    deviation is at most ``10 * eps(float32) * |mean|`` (rounding, not spread) or below float32's
+    smallest normal number; the run directories' preprocessing uses the same rule.
 
     Attributes:
       mean: float32 array of shape (n_features,).
@@ -118,12 +124,14 @@ class Standardizer:
         object.__setattr__(self, "scale", scale)
 
     @classmethod
-    def fit(cls, x: Any) -> Standardizer:
-        """The standardiser of the training features ``x`` (n_samples, n_features)."""
-        data = check_features(x).astype(np.float64)
+    def fit(cls, x: Any, name: str = "x") -> Standardizer:
+        """The standardiser of the training features ``x`` (n_samples, n_features); errors say ``name``."""
+        checked = check_features(x, name)  # finite, numeric, within float32's range
+        raw = np.asarray(x)
+        data = raw.astype(np.float64) if raw.dtype.kind == "f" else checked.astype(np.float64)  # float64 stays
         mean = data.mean(axis=0)
         std = data.std(axis=0)
-        constant = std <= _CONSTANT_RTOL * np.abs(mean)
+        constant = (std <= _CONSTANT_RTOL * np.abs(mean)) | (std < _SMALLEST_SCALE)
         return cls(mean=mean, scale=np.where(constant, 1.0, std))
 
     @property

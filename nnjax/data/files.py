@@ -23,7 +23,7 @@ import csv
 import math
 import pathlib
 import zipfile
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from nnjax.data.datasets import Dataset
 from nnjax.data.encoding import encode_labels
 from nnjax._base.validation import check_features, check_targets
 
-__all__ = ["load_csv", "load_npz"]
+__all__ = ["CsvTable", "load_csv", "load_npz", "read_csv"]
 
 _TASKS = ("classification", "regression")
 
@@ -71,8 +71,49 @@ def _dataset(x: np.ndarray, y: np.ndarray, task: str | None, feature_names: tupl
 # CSV
 
 
-def _read_rows(path: pathlib.Path, delimiter: str) -> tuple[list[str], list[list[str]], list[int]]:
-    """Header, data rows and the file line of each data row; blank lines skipped."""
+class CsvTable(NamedTuple):
+    """A CSV file's header and data rows as text, with the file line of each row (for messages).
+
+    Read by :func:`read_csv`; :func:`load_csv` and ``nnjax evaluate``/``nnjax predict`` read
+    their CSV files through it, so a file is refused for the same reasons with the same words.
+    """
+
+    path: pathlib.Path
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
+
+    def cells(self, name: str) -> list[str]:
+        """The column ``name``'s cells, as text."""
+        j = self.header.index(name)
+        return [row[j] for row in self.rows]
+
+    def numbers(self, name: str) -> np.ndarray:
+        """The column ``name`` as float64; a missing, non-numeric or non-finite cell is refused with
+        its row and line."""
+        out = np.empty(len(self.rows), dtype=np.float64)
+        for i, cell in enumerate(self.cells(name)):
+            text, where = cell.strip(), f"row {i + 1}, line {self.lines[i]}"
+            if not text:
+                raise ValueError(f"column {name!r} has a missing value in {where}")
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"column {name!r} is not numeric (first bad value {text!r} in {where})") from None
+            if not math.isfinite(value):
+                raise ValueError(f"column {name!r} has a non-finite value {text!r} in {where}; remove or impute it")
+            out[i] = value
+        return out
+
+
+def read_csv(path: Any, delimiter: str = ",") -> CsvTable:
+    """A CSV file with a header row, as text: blank lines skipped, every row as long as the header.
+
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError: an empty file, no data row, duplicate column names, or a row of another length.
+    """
+    path = _existing_file(path)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         rows, lines = [], []
@@ -91,32 +132,16 @@ def _read_rows(path: pathlib.Path, delimiter: str) -> tuple[list[str], list[list
             raise ValueError(f"{path}: line {line} has {len(row)} fields, expected {len(header)} like the header")
     if len(rows) < 2:
         raise ValueError(f"{path}: expected at least one data row after the header, got none")
-    return header, rows[1:], lines[1:]
+    return CsvTable(path, header, rows[1:], lines[1:])
 
 
-def _numeric_column(name: str, cells: list[str], lines: list[int]) -> np.ndarray:
-    out = np.empty(len(cells), dtype=np.float64)
-    for i, cell in enumerate(cells):
-        text, where = cell.strip(), f"row {i + 1}, line {lines[i]}"
-        if not text:
-            raise ValueError(f"column {name!r} has a missing value in {where}")
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"column {name!r} is not numeric (first bad value {text!r} in {where})") from None
-        if not math.isfinite(value):
-            raise ValueError(f"column {name!r} has a non-finite value {text!r} in {where}; remove or impute it")
-        out[i] = value
-    return out
-
-
-def _target_column(name: str, cells: list[str], lines: list[int], task: str | None) -> np.ndarray:
-    stripped = [c.strip() for c in cells]
+def _target_column(table: CsvTable, name: str, task: str | None) -> np.ndarray:
+    stripped = [c.strip() for c in table.cells(name)]
     if task == "regression" or all(_is_number(c) for c in stripped):
-        return _numeric_column(name, cells, lines)
+        return table.numbers(name)
     if "" in stripped:
         i = stripped.index("")
-        raise ValueError(f"column {name!r} has a missing value in row {i + 1}, line {lines[i]}")
+        raise ValueError(f"column {name!r} has a missing value in row {i + 1}, line {table.lines[i]}")
     return np.asarray(stripped)
 
 
@@ -137,16 +162,15 @@ def load_csv(path: Any, target: str, *, task: str | None = None, delimiter: str 
       ValueError: an unknown target column, a non-numeric feature column, a missing or non-finite
         value, rows of different lengths, or an empty file.
     """
-    path = _existing_file(path)
-    header, rows, lines = _read_rows(path, delimiter)
+    table = read_csv(path, delimiter)
+    path, header = table.path, table.header
     if target not in header:
         raise ValueError(f"target: expected one of the columns {header}, got {target!r}")
     if len(header) < 2:
         raise ValueError(f"{path}: expected at least one feature column besides {target!r}, got none")
-    columns = {name: [row[j] for row in rows] for j, name in enumerate(header)}
     feature_names = tuple(name for name in header if name != target)
-    x = np.stack([_numeric_column(name, columns[name], lines) for name in feature_names], axis=1)
-    y = _target_column(target, columns[target], lines, task)
+    x = np.stack([table.numbers(name) for name in feature_names], axis=1)
+    y = _target_column(table, target, task)
     return _dataset(check_features(x, name=str(path)), y, task, feature_names, target, f"Loaded from {path}.")
 
 

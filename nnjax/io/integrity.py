@@ -30,6 +30,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from nnjax._base.files import file_digest
+
 __all__ = ["FILES", "ITEM", "CheckpointError", "Damaged", "array_digests", "check_arrays", "check_files",
            "commit_class", "json_digest", "storage_reason"]
 
@@ -112,21 +114,13 @@ def check_arrays(record: dict, tree: Any) -> None:
             raise Damaged(f"array {name}: checksum mismatch")
 
 
-def _file_digest(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(functools.partial(stream.read, 1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _step_files(step_dir: pathlib.Path) -> list[pathlib.Path]:
     return sorted(p for p in step_dir.rglob("*") if p.is_file() and p.relative_to(step_dir).as_posix() not in _UNHASHED)
 
 
 def write_file_record(step_dir: pathlib.Path) -> None:
     """Writes ``nnjax_files.json``: size and SHA-256 of every file of the (complete, uncommitted) step."""
-    files = {p.relative_to(step_dir).as_posix(): [p.stat().st_size, _file_digest(p)] for p in _step_files(step_dir)}
+    files = {p.relative_to(step_dir).as_posix(): [p.stat().st_size, file_digest(p)] for p in _step_files(step_dir)}
     with (step_dir / FILES).open("w", encoding="utf-8") as stream:
         json.dump({"version": VERSION, "files": files}, stream, indent=1, sort_keys=True)
         stream.flush()
@@ -158,7 +152,7 @@ def check_files(step_dir: pathlib.Path) -> bool:
         actual = path.stat().st_size
         if actual != size:
             raise Damaged(f"file {name}: expected {size} bytes, got {actual}")
-        if _file_digest(path) != digest:
+        if file_digest(path) != digest:
             raise Damaged(f"file {name}: checksum mismatch")
     if not (step_dir / ITEM).exists():
         raise Damaged(f"integrity record {ITEM}/: missing")

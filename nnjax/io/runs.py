@@ -37,6 +37,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from nnjax._base import files
 from nnjax._base.files import atomic_write
 
 __all__ = [
@@ -94,13 +95,7 @@ def plain(value: Any) -> Any:
 
 def file_digest(path: Any) -> str:
     """The SHA-256 of a file's bytes (config.json records it to notice a changed data file)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return files.file_digest(path)
 
 
 def write_json(path: Any, value: Any) -> pathlib.Path:
@@ -126,11 +121,12 @@ def read_json(path: Any, what: str = "file") -> Any:
 class Preprocessing(NamedTuple):
     """How raw features and targets become network inputs and targets, and outputs predictions.
 
-    Features are standardised with the training split's mean and standard deviation.
-    Classification targets are class indices (``class_names[k]`` is class ``k``), encoded for the
-    loss: indices for softmax cross-entropy, 0/1 for binary cross-entropy, -1/+1 for the hinge
-    loss. Regression targets are standardised too (``y_mean``, ``y_scale``) and predictions are
-    mapped back to the original units.
+    Features are standardised with the training split's mean and standard deviation
+    (:class:`nnjax.data.Standardizer`: one rule for constant columns). Classification targets are
+    class indices (``class_names[k]`` is class ``k``); the loss record encodes them for the loss
+    and decodes outputs back (:class:`nnjax.losses.Loss`: indices for softmax cross-entropy, 0/1
+    for binary cross-entropy, -1/+1 for the hinge loss). Regression targets are standardised too
+    (``y_mean``, ``y_scale``, by the same rule) and predictions are mapped back to their units.
     """
 
     task: str
@@ -146,19 +142,38 @@ class Preprocessing(NamedTuple):
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, *, task: str, loss: str, feature_names: Sequence[str],
             class_names: Sequence[str] = (), target: str = "y", standardize: bool = True) -> Preprocessing:
-        """Statistics of the training split ``(x, y)`` (``y``: class indices or regression values)."""
+        """Statistics of the training split ``(x, y)`` (``y``: class indices or regression values).
+
+        Raises:
+          ValueError: a ``task`` the loss does not do (e.g. "regression" with a classification loss).
+        """
+        from nnjax.data.encoding import Standardizer  # here, not at the top: ``nnjax --help`` reads
+        from nnjax.nn import losses  # this module, and neither floor loads without JAX
+
+        record = losses.resolve(loss)
+        if task != _TASKS[record.classification]:
+            raise ValueError(f"task: expected {_TASKS[record.classification]!r} for the loss {record.name!r}, "
+                             f"got {task!r}")
         x = np.asarray(x, np.float64)
-        mean = x.mean(axis=0) if standardize else np.zeros(x.shape[1])
-        std = x.std(axis=0) if standardize else np.ones(x.shape[1])
-        scale = np.where(std > 1e-12 * np.maximum(np.abs(mean), 1.0), std, 1.0)
+        scaler = Standardizer.fit(x) if standardize else Standardizer(np.zeros(x.shape[1]), np.ones(x.shape[1]))
         y_mean, y_scale = (), ()
-        if task == "regression":
-            columns = np.asarray(y, np.float64).reshape(len(y), -1)
-            y_mean = tuple(float(v) for v in columns.mean(axis=0))
-            y_std = columns.std(axis=0)
-            y_scale = tuple(float(s) if s > 0 else 1.0 for s in y_std)
-        return cls(task, loss, tuple(str(f) for f in feature_names), _f32(mean), _f32(scale), str(target),
-                   tuple(str(c) for c in class_names), y_mean, y_scale)
+        if not record.classification:
+            columns = Standardizer.fit(np.asarray(y, np.float64).reshape(len(y), -1), "y")
+            y_mean, y_scale = _floats(columns.mean), _floats(columns.scale)
+        return cls(task, record.name, tuple(str(f) for f in feature_names), _floats(scaler.mean),
+                   _floats(scaler.scale), str(target), tuple(str(c) for c in class_names), y_mean, y_scale)
+
+    @property
+    def record(self) -> Any:
+        """The loss's :class:`nnjax.losses.Loss`: what encodes targets and decodes outputs."""
+        from nnjax.nn import losses  # see fit
+
+        return losses.resolve(self.loss)
+
+    @property
+    def classification(self) -> bool:
+        """Whether the targets are classes (the loss classifies)."""
+        return self.record.classification
 
     @property
     def n_features(self) -> int:
@@ -168,52 +183,45 @@ class Preprocessing(NamedTuple):
     @property
     def n_outputs(self) -> int:
         """The network's output width for this loss and target."""
-        if self.task == "regression":
-            return len(self.y_mean)
-        return len(self.class_names) if self.loss == "softmax_cross_entropy" else 1
+        return self.record.n_outputs(len(self.class_names) or len(self.y_mean))
 
     def inputs(self, x: np.ndarray) -> np.ndarray:
-        """Standardised float32 features; the feature count must match the training data's."""
-        x = np.asarray(x, np.float32)
+        """Standardised float32 features; the feature count must match the training data's.
+
+        Raises:
+          ValueError: another number of columns, or a value that is not finite or beyond float32's
+            range (as training refuses it), naming its column.
+        """
+        x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(
                 f"features: expected {self.n_features} columns like the training data, got shape {x.shape}"
             )
-        return ((x - np.asarray(self.mean, np.float32)) / np.asarray(self.scale, np.float32)).astype(np.float32)
+        if x.dtype.kind == "f":
+            bad = ~np.isfinite(x) | (np.abs(np.where(np.isfinite(x), x, 0.0)) > _FLOAT32_MAX)
+            if bad.any():
+                row, column = (int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(f"features: expected finite values within float32's range like the training data, "
+                                 f"got {x[row, column]!r} in column {self.feature_names[column]!r} (row {row + 1})")
+        from nnjax.data.encoding import Standardizer  # see fit
+
+        return Standardizer(self.mean, self.scale).transform(x)
 
     def targets(self, y: np.ndarray) -> np.ndarray:
         """Targets as the loss expects them, from class indices or regression values."""
-        if self.task == "regression":
-            columns = (np.asarray(y, np.float64).reshape(len(y), -1) - self.y_mean) / self.y_scale
-            return columns.astype(np.float32).reshape(np.shape(y))
-        y = np.asarray(y, np.int32)
-        if self.loss == "binary_cross_entropy":
-            return y.astype(np.float32)
-        if self.loss == "hinge":
-            return (2 * y - 1).astype(np.float32)
-        return y
+        if self.y_mean:
+            shape = np.shape(y)
+            y = ((np.asarray(y, np.float64).reshape(len(y), -1) - self.y_mean) / self.y_scale).reshape(shape)
+        return self.record.encode(y)
 
     def decode(self, logits: Any) -> np.ndarray:
         """Predictions from the network's outputs: class indices, or values in original units."""
-        logits = np.asarray(logits, np.float64)
-        if self.task == "regression":
-            values = logits * np.asarray(self.y_scale) + np.asarray(self.y_mean)
-            return values[:, 0] if values.shape[1] == 1 else values
-        if self.loss == "softmax_cross_entropy":
-            return np.argmax(logits, axis=-1)
-        threshold = (logits[:, 0] >= 0) if self.loss == "hinge" else (logits[:, 0] > 0)
-        return threshold.astype(np.int64)
+        decoded = self.record.decode(np.asarray(logits, np.float64))
+        return decoded * np.asarray(self.y_scale) + np.asarray(self.y_mean) if self.y_mean else decoded
 
     def probabilities(self, logits: Any) -> np.ndarray | None:
         """Class probabilities ``(n, n_classes)`` for cross-entropy losses, else None."""
-        logits = np.asarray(logits, np.float64)
-        if self.loss == "softmax_cross_entropy":
-            shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-            return shifted / shifted.sum(axis=-1, keepdims=True)
-        if self.loss == "binary_cross_entropy":
-            p = 1.0 / (1.0 + np.exp(-logits[:, 0]))
-            return np.stack([1.0 - p, p], axis=1)
-        return None
+        return self.record.probabilities(logits)
 
     def class_indices(self, labels: Sequence[Any], where: str) -> np.ndarray:
         """Maps raw class labels (names or numbers) to the training classes' indices."""
@@ -240,7 +248,11 @@ class Preprocessing(NamedTuple):
         return out
 
 
-def _f32(values: np.ndarray) -> tuple[float, ...]:
+_TASKS = {True: "classification", False: "regression"}  # the task of a loss that classifies, or not
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _floats(values: np.ndarray) -> tuple[float, ...]:
     """Float32 values as Python floats (exact: a float32 survives the JSON round trip)."""
     return tuple(float(v) for v in np.asarray(values, np.float32))
 
@@ -278,8 +290,8 @@ def score_splits(prep: Preprocessing, splits: dict[str, tuple[Any, np.ndarray]])
     cuts = np.cumsum([len(out) for out in logits.values()])[:-1]
     out = {}
     for (name, (_, y)), loss in zip(splits.items(), np.split(per_example, cuts)):
-        if prep.task == "classification":
-            scores = logits[name][:, 0] if prep.loss == "hinge" else None
+        if prep.classification:  # one output's logit is a decision value, for ROC AUC without probabilities
+            scores = logits[name][:, 0] if logits[name].shape[1] == 1 else None
             report = metrics.classification_report(np.asarray(y), prep.decode(logits[name]),
                                                    proba=prep.probabilities(logits[name]), scores=scores,
                                                    n_classes=len(prep.class_names), class_names=prep.class_names)

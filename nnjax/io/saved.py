@@ -37,13 +37,11 @@ import jax
 import numpy as np
 
 from nnjax.io import checkpoint, runs
-from nnjax.nn import network
+from nnjax.nn import losses, network
 
 __all__ = ["LoadError", "SavedModel", "load", "network_from_args"]
 
 _PRECISIONS = ("float32", "bfloat16")  # --precision: float32, or mixed with bfloat16 compute
-_OUTPUT_FOR_LOSS = {"softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid", "hinge": "sign",
-                    "mse": "identity"}
 
 
 class LoadError(ValueError):
@@ -111,7 +109,8 @@ def network_from_args(args: Any, prep: runs.Preprocessing) -> network.MLP:
     dropout = _per_layer(get("dropout"), "--dropout", len(hidden), float)
     for rate in np.atleast_1d(dropout):
         _check(0 <= rate < 1, "--dropout", "rates in [0, 1) (the probability of dropping a unit)", float(rate))
-    output = _OUTPUT_FOR_LOSS[prep.loss] if get("output") == "auto" else get("output")
+    output = prep.record.output if get("output") == "auto" else get("output")
+    prep.record.check_output(output, "--output")  # e.g. a sigmoid would squash what --loss mse fits
     precision = (args.get("precision") if isinstance(args, Mapping) else getattr(args, "precision", None)) or "float32"
     _check(precision in _PRECISIONS, "--precision", " or ".join(_PRECISIONS), precision)
     return network.MLP((prep.n_features, *hidden, prep.n_outputs), activation=activation, output=output,
@@ -145,13 +144,23 @@ class SavedModel(NamedTuple):
     path: pathlib.Path
 
     @property
+    def loss(self) -> losses.Loss:
+        """The loss record that reads the outputs: the run's loss, or for a bare checkpoint the loss
+        of its output activation (:func:`nnjax.losses.for_output`)."""
+        return losses.for_output(self.net.output) if self.preprocessing is None else self.preprocessing.record
+
+    @property
     def classes(self) -> tuple[str, ...]:
-        """The class names, in the order of the probabilities' columns (empty for regression)."""
+        """The class names, in the order of the probabilities' columns (empty for regression).
+
+        A bare checkpoint's classes are the targets its loss takes: ``0..k-1`` for a softmax,
+        ``0, 1`` for a sigmoid, ``-1, 1`` for a sign output.
+        """
         if self.preprocessing is not None:
             return self.preprocessing.class_names
-        if self.net.output == "softmax":
-            return tuple(str(i) for i in range(self.net.sizes[-1]))
-        return {"sigmoid": ("0", "1"), "step": ("0", "1"), "sign": ("-1", "1")}.get(self.net.output, ())
+        if not self.loss.classification:
+            return ()
+        return tuple(str(int(v)) for v in self.loss.encode(np.arange(max(2, self.net.sizes[-1]))))
 
     def logits(self, x_raw: Any) -> np.ndarray:
         """The network's pre-activation outputs ``(n, n_outputs)`` for raw (unstandardised) features."""
@@ -159,13 +168,15 @@ class SavedModel(NamedTuple):
         return np.asarray(network.apply_compiled(self.params, x, self.net, state=self.state))
 
     def predict(self, x_raw: Any) -> np.ndarray:
-        """Predictions for raw features: class names (a run) or indices (a checkpoint), or values."""
+        """Predictions for raw features: class names (a run), a checkpoint's :attr:`classes` as
+        integers (indices; -1/+1 for a sign output), or values."""
         logits = self.logits(x_raw)
-        prep = self.preprocessing
-        if prep is None:
-            return _decode(logits, self.net.output)
-        decoded = prep.decode(logits)
-        return np.asarray(prep.class_names)[decoded] if prep.task == "classification" else decoded
+        prep, loss = self.preprocessing, self.loss
+        if prep is not None:
+            decoded = prep.decode(logits)
+            return np.asarray(prep.class_names)[decoded] if prep.classification else decoded
+        decoded = loss.decode(logits)
+        return np.asarray(self.classes, np.int64)[decoded] if loss.classification else decoded
 
     def predict_proba(self, x_raw: Any) -> np.ndarray:
         """Class probabilities ``(n, n_classes)``, columns in the order of :attr:`classes`.
@@ -174,8 +185,7 @@ class SavedModel(NamedTuple):
           ValueError: for a model without probabilities (regression, a hinge or sign output).
         """
         logits = self.logits(x_raw)
-        proba = _probabilities(logits, self.net.output) if self.preprocessing is None else \
-            self.preprocessing.probabilities(logits)
+        proba = self.loss.probabilities(logits)
         if proba is None:
             raise ValueError(f"predict_proba: expected a softmax or sigmoid classifier, got a model with output "
                              f"{self.net.output!r}" + (f" and loss {self.preprocessing.loss!r}"
@@ -210,7 +220,7 @@ class SavedModel(NamedTuple):
         if prep is None:
             raise ValueError("model: expected a model with preprocessing (a run directory), got one without; "
                              "use nnjax.metrics.classification_report or regression_report on its outputs")
-        y = self.class_indices(y) if prep.task == "classification" else np.asarray(y, np.float64)
+        y = self.class_indices(y) if prep.classification else np.asarray(y, np.float64)
         return runs.score(prep, self.logits(x_raw), y)
 
     def summary(self) -> Any:
@@ -226,26 +236,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _decode(logits: np.ndarray, output: str) -> np.ndarray:
-    if output == "softmax":
-        return np.argmax(logits, axis=-1)
-    if output in ("sigmoid", "step"):
-        return (logits[:, 0] > 0 if output == "sigmoid" else logits[:, 0] >= 0).astype(np.int64)
-    if output == "sign":
-        return np.where(logits[:, 0] >= 0, 1, -1)
-    return logits[:, 0] if logits.shape[1] == 1 else logits
-
-
-def _probabilities(logits: np.ndarray, output: str) -> np.ndarray | None:
-    if output == "softmax":
-        loss = "softmax_cross_entropy"
-    elif output == "sigmoid":
-        loss = "binary_cross_entropy"
-    else:
-        return None
-    return runs.Preprocessing("classification", loss, (), (), (), "y").probabilities(logits)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -106,9 +106,10 @@ def _fans(shape: tuple[int, ...]) -> tuple[float, float]:
     return shape[-2] * field, shape[-1] * field
 
 
-def _scaled(scale: float, mode: str, distribution: str) -> Callable[..., Initializer]:
+def _scaled(scale: float, mode: str, distribution: str, doc: str) -> Callable[..., Initializer]:
     """Variance scaling: var = scale * gain^2 / fan, as ``jax.nn.initializers.variance_scaling``
-    computes it (the same numbers: tested), untruncated normal or uniform(-sqrt(3 var), sqrt(3 var))."""
+    computes it (the same numbers: tested), untruncated normal or uniform(-sqrt(3 var), sqrt(3 var));
+    ``doc`` becomes the factory's docstring."""
 
     def factory(gain: float = 1.0) -> Initializer:
         def init(key, shape, dtype=jnp.float32):
@@ -122,6 +123,7 @@ def _scaled(scale: float, mode: str, distribution: str) -> Callable[..., Initial
 
         return _full_precision(init)
 
+    factory.__doc__ = doc
     return factory
 
 
@@ -143,18 +145,12 @@ def _full_precision(draw: Initializer) -> Initializer:
     return init
 
 
-xavier_normal = _scaled(1.0, "fan_avg", "normal")
-xavier_normal.__doc__ = "Xavier/Glorot normal: N(0, 2 / (fan_in + fan_out)) times gain^2."
-xavier_uniform = _scaled(1.0, "fan_avg", "uniform")
-xavier_uniform.__doc__ = "Xavier/Glorot uniform: variance 2 / (fan_in + fan_out) times gain^2."
-he_normal = _scaled(2.0, "fan_in", "normal")
-he_normal.__doc__ = "He/Kaiming normal: N(0, 2 / fan_in) times gain^2."
-he_uniform = _scaled(2.0, "fan_in", "uniform")
-he_uniform.__doc__ = "He/Kaiming uniform: variance 2 / fan_in times gain^2."
-lecun_normal = _scaled(1.0, "fan_in", "normal")
-lecun_normal.__doc__ = "LeCun normal: N(0, 1 / fan_in) times gain^2."
-lecun_uniform = _scaled(1.0, "fan_in", "uniform")
-lecun_uniform.__doc__ = "LeCun uniform: variance 1 / fan_in times gain^2."
+xavier_normal = _scaled(1.0, "fan_avg", "normal", "Xavier/Glorot normal: N(0, 2 / (fan_in + fan_out)) times gain^2.")
+xavier_uniform = _scaled(1.0, "fan_avg", "uniform", "Xavier/Glorot uniform: var 2 / (fan_in + fan_out) times gain^2.")
+he_normal = _scaled(2.0, "fan_in", "normal", "He/Kaiming normal: N(0, 2 / fan_in) times gain^2.")
+he_uniform = _scaled(2.0, "fan_in", "uniform", "He/Kaiming uniform: variance 2 / fan_in times gain^2.")
+lecun_normal = _scaled(1.0, "fan_in", "normal", "LeCun normal: N(0, 1 / fan_in) times gain^2.")
+lecun_uniform = _scaled(1.0, "fan_in", "uniform", "LeCun uniform: variance 1 / fan_in times gain^2.")
 glorot_normal = xavier_normal
 glorot_uniform = xavier_uniform
 

@@ -1,4 +1,4 @@
-"""Losses and weight penalties.
+"""Losses: the per-example functions and the registry of :class:`Loss` records.
 
 Every loss takes the network's pre-activation output (logits, shape ``(n, k)``)
 and the targets and returns one value per example, shape ``(n,)``. The batch
@@ -14,8 +14,11 @@ hinge                    mean_k max(0, 1 - y_k o_k)                   -1/+1, (n,
 =======================  ==========================================  ===================
 
 The sigmoid and softmax are applied inside the cross-entropies (in log space,
-so large logits do not overflow). Penalties: ``l1 * sum |W| + l2 * sum W^2``
-over the weight matrices only, never biases or batch-norm scales.
+so large logits do not overflow). Each registered name resolves to a :class:`Loss` record that
+owns everything that follows from the loss (its targets, output activation, predictions,
+probabilities and history metrics; the host-side pieces are in :mod:`nnjax.nn.targets`), so no
+caller compares loss names. Penalties (``l1 * sum |W| + l2 * sum W^2`` over the weight matrices
+only) are in :mod:`nnjax.nn.penalties`, re-exported here.
 
 Example:
   >>> import jax.numpy as jnp
@@ -26,23 +29,29 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+import functools
+import types
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax._base import validation as checks
+from nnjax.nn import targets
+from nnjax.nn.penalties import l1_penalty, l2_penalty, penalty, weight_matrices
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 __all__ = [
+    "DEFAULTS",
     "MAXIMISED",
+    "REGISTRY",
     "Loss",
     "LossFn",
     "accuracy",
     "binary_cross_entropy",
+    "for_output",
     "get",
     "hinge",
     "is_maximised",
@@ -118,56 +127,51 @@ def _sign_hit(logits: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.all(jnp.where(logits >= 0, 1.0, -1.0) == _as_columns(y, logits), axis=-1)
 
 
-def _width_check(y: np.ndarray, n: int, k: int, name: str) -> np.ndarray:
-    width = 1 if y.ndim == 1 else y.shape[1]
-    if width != k:
-        raise ValueError(f"{name}: expected targets of shape ({n}, {k}){' or (n,)' if k == 1 else ''} for "
-                         f"{k} output(s), got {y.shape}")
-    return y
+# ----------------------------------------------------------------------------------------------
+# The device side: metrics of the history besides the loss
 
 
-def _real_targets(y: Any, n: int, k: int, name: str) -> np.ndarray:
-    return _width_check(checks.check_targets(y, n, name), n, k, name)
+def _fit_metrics(logits: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
+    """MSE and R^2 (averaged over outputs) of the whole set at once, for the history."""
+    target = _as_columns(y, logits)
+    sse = jnp.sum(jnp.square(logits - target), axis=0)
+    sst = jnp.sum(jnp.square(target - jnp.mean(target, axis=0)), axis=0)
+    return {"mse": jnp.mean(sse) / target.shape[0], "r2": jnp.mean(1.0 - sse / jnp.where(sst > 0, sst, 1.0))}
 
 
-def _any_targets(y: Any, n: int, k: int, name: str) -> np.ndarray:
-    """A callable loss defines its own targets: only the row count and finiteness are checked."""
-    return checks.check_targets(y, n, name)
-
-
-def _class_labels(y: Any, n: int, k: int, name: str) -> np.ndarray:
-    if np.ndim(y) == 2:  # one-hot rows
-        y = checks.check_targets(y, n, name)
-        if y.shape[1] != k:
-            raise ValueError(f"{name}: expected one-hot targets of shape ({n}, {k}), got {y.shape}")
-        return y
-    return checks.check_labels(y, k, name, n=n)
-
-
-def _binary_labels(y: Any, n: int, k: int, name: str) -> np.ndarray:
-    if np.ndim(y) == 2 and np.shape(y)[1] > 1:  # multilabel 0/1 rows
-        y = checks.check_targets(y, n, name)
-        if not np.isin(y, (0, 1)).all():
-            raise ValueError(f"{name}: expected 0/1 label indicators, got values {np.unique(y[~np.isin(y, (0, 1))])[:10]}")
-        return _width_check(y.astype(np.float32), n, k, name)
-    return _width_check(checks.check_binary_labels(y, name, n=n), n, k, name)
-
-
-def _signed_labels(y: Any, n: int, k: int, name: str) -> np.ndarray:
-    return _width_check(checks.check_signed_labels(y, name, n=n), n, k, name)
+def _no_metrics(logits: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
+    return {}
 
 
 class Loss(NamedTuple):
-    """A resolved loss and everything that follows from it.
+    """A resolved loss and everything that follows from it: the registry's one entry per loss.
+
+    Every caller asks the record instead of comparing loss names: the training loop (``fn``,
+    ``correct``, :meth:`metrics`), the host checks (``check_targets``, :meth:`check_output`), the
+    run directories and saved models (``encode``, ``decode``, ``probabilities``, ``n_outputs``,
+    ``output``) and the command line.
 
     Attributes:
       name: the registered name (or the callable's ``__name__``).
       fn: the per-example loss ``fn(logits, y) -> (n,)``.
       classification: whether it classifies (then ``correct`` is set and accuracy is recorded).
       correct: ``correct(logits, y) -> (n,)`` booleans, for classification losses.
-      output: the output activation that turns logits into predictions.
+      output: the output activation that turns its logits into predictions (``MLP(output=...)``).
       check_targets: the host-side target check ``check_targets(y, n, k, name) -> np.ndarray``
         for ``n`` examples and ``k`` outputs.
+      outputs: every output activation that reads its logits as trained (``output`` first);
+        None: any (a loss of your own).
+      encode: ``encode(y) -> targets`` as the loss takes them, from class indices (a classifier:
+        indices for softmax cross-entropy, 0/1 for binary cross-entropy, -1/+1 for the hinge
+        loss) or from values (float32).
+      decode: ``decode(logits) -> predictions``: class indices ``(n,)`` (0/1 indicators
+        ``(n, k)`` for several sigmoid outputs), or values (``(n,)`` for one output).
+      probabilities: ``probabilities(logits) -> (n, n_classes)`` float64 class probabilities
+        (per label for several sigmoid outputs), or None where the loss gives none.
+      n_outputs: ``n_outputs(k)``: the network's output width for ``k`` classes (a classifier)
+        or ``k`` target columns; raises ValueError for a ``k`` the loss cannot take.
+      extra_metrics: ``extra_metrics(logits, y) -> dict`` of history metrics besides the loss and
+        accuracy, computed on the device (MSE and R^2 for "mse").
     """
 
     name: str
@@ -175,7 +179,13 @@ class Loss(NamedTuple):
     classification: bool
     correct: Callable[[jax.Array, jax.Array], jax.Array] | None = None
     output: str = "identity"
-    check_targets: Callable[..., np.ndarray] = _real_targets
+    check_targets: Callable[..., np.ndarray] = targets.check_values
+    outputs: tuple[str, ...] | None = None
+    encode: Callable[[Any], np.ndarray] = targets.encode_values
+    decode: Callable[[Any], np.ndarray] = targets.decode_values
+    probabilities: Callable[[Any], np.ndarray | None] = targets.no_probabilities
+    n_outputs: Callable[[int], int] = targets.one_output_each
+    extra_metrics: Callable[[jax.Array, jax.Array], dict] = _no_metrics
 
     def accuracy(self, logits: jax.Array, y: jax.Array) -> jax.Array:
         """Per-example correctness, 1.0 or 0.0."""
@@ -183,15 +193,52 @@ class Loss(NamedTuple):
             raise ValueError(f"accuracy is defined for classification losses, got {self.name!r}")
         return self.correct(logits, y).astype(logits.dtype)
 
+    def metrics(self, logits: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
+        """Evaluation metrics of ``(logits, y)`` for the history, besides the loss (on the device):
+        "accuracy" for a classifier, plus :attr:`extra_metrics` ("mse" and "r2" for "mse")."""
+        out = {"accuracy": jnp.mean(self.accuracy(logits, y))} if self.classification else {}
+        return {**out, **self.extra_metrics(logits, y)}
 
-_REGISTRY: dict[str, Loss] = {
-    "mse": Loss("mse", mse, False),
-    "binary_cross_entropy": Loss("binary_cross_entropy", binary_cross_entropy, True, _binary_hit, "sigmoid",
-                                 _binary_labels),
-    "softmax_cross_entropy": Loss("softmax_cross_entropy", softmax_cross_entropy, True, _softmax_hit, "softmax",
-                                  _class_labels),
-    "hinge": Loss("hinge", hinge, True, _sign_hit, "sign", _signed_labels),
-}
+    def check_output(self, output: str | None, name: str = "output") -> None:
+        """Refuses an output activation that contradicts the loss (None, a model's own, passes).
+
+        A softmax or sigmoid squashes logits that "mse" fits as values; a softmax over the one
+        output of binary cross-entropy is the constant 1. Such a network trains and then predicts
+        nonsense, so it is refused before training.
+
+        Raises:
+          ValueError: ``NAME: expected one of ... for the loss ..., got ...``.
+
+        Example:
+          >>> resolve("mse").check_output("sigmoid")
+          Traceback (most recent call last):
+          ...
+          ValueError: output: expected 'identity' or 'sign' for the loss 'mse', got 'sigmoid' (...)
+        """
+        if output is None or self.outputs is None or output in self.outputs:
+            return
+        allowed = " or ".join(repr(o) for o in self.outputs)
+        raise ValueError(f"{name}: expected {allowed} for the loss {self.name!r}, got {output!r} (the output "
+                         "activation must read the logits as the loss trained them)")
+
+
+#: The registered losses by name (aliases in :func:`names`); read-only.
+REGISTRY: Mapping[str, Loss] = types.MappingProxyType({
+    "mse": Loss("mse", mse, False, outputs=("identity", "sign"), extra_metrics=_fit_metrics),
+    "binary_cross_entropy": Loss(
+        "binary_cross_entropy", binary_cross_entropy, True, _binary_hit, "sigmoid", targets.check_zero_one,
+        outputs=("sigmoid", "step", "identity"), encode=targets.encode_zero_one, decode=targets.decode_above_zero,
+        probabilities=targets.sigmoid_probabilities,
+        n_outputs=functools.partial(targets.one_output_for_two_classes, "binary_cross_entropy")),
+    "softmax_cross_entropy": Loss(
+        "softmax_cross_entropy", softmax_cross_entropy, True, _softmax_hit, "softmax", targets.check_classes,
+        outputs=("softmax", "identity"), encode=targets.encode_indices, decode=targets.decode_argmax,
+        probabilities=targets.softmax_probabilities),
+    "hinge": Loss(
+        "hinge", hinge, True, _sign_hit, "sign", targets.check_plus_minus_one, outputs=("sign", "identity"),
+        encode=targets.encode_plus_minus_one, decode=targets.decode_at_least_zero,
+        n_outputs=functools.partial(targets.one_output_for_two_classes, "hinge")),
+})
 _ALIASES = {
     "squared_error": "mse",
     "bce": "binary_cross_entropy",
@@ -199,6 +246,33 @@ _ALIASES = {
     "cross_entropy": "softmax_cross_entropy",
     "categorical_cross_entropy": "softmax_cross_entropy",
 }
+
+#: The loss a task trains with unless told otherwise (the command line's ``--loss auto``).
+DEFAULTS = {"classification": "softmax_cross_entropy", "regression": "mse"}
+
+
+def for_output(output: str) -> Loss:
+    """The registered loss that reads outputs of the activation ``output``: the loss whose default
+    output it is, else the first that accepts it ("step": binary cross-entropy's 0/1 classes).
+
+    What a checkpoint saved without its loss is read as: a softmax output gives classes and
+    probabilities as softmax cross-entropy does, a sigmoid output as binary cross-entropy.
+
+    Raises:
+      ValueError: an output activation that no registered loss reads.
+
+    Example:
+      >>> for_output("sigmoid").name, for_output("step").name, for_output("sign").name
+      ('binary_cross_entropy', 'binary_cross_entropy', 'hinge')
+    """
+    found = [loss for loss in REGISTRY.values() if loss.output == output] or \
+        [loss for loss in REGISTRY.values() if output in loss.outputs]
+    if not found:
+        raise ValueError(f"output: expected an output activation that a loss reads "
+                         f"({', '.join(sorted({o for loss in REGISTRY.values() for o in loss.outputs}))}), "
+                         f"got {output!r}")
+    return found[0]
+
 
 #: History metrics where larger is better (everything else is minimised): the one table that
 #: early stopping, populations, sweeps and the estimators read.
@@ -213,14 +287,14 @@ def is_maximised(metric: str) -> bool:
 def accuracy(kind: str | Loss, logits: jax.Array, y: jax.Array) -> jax.Array:
     """Per-example correctness (1.0 or 0.0) for the classification loss ``kind``."""
     name = _ALIASES.get(kind, kind) if isinstance(kind, str) else None
-    if name is not None and name not in _REGISTRY:
+    if name is not None and name not in REGISTRY:
         raise ValueError(f"accuracy is defined for classification losses, got {kind!r}")
     return resolve(kind).accuracy(logits, y)
 
 
 def names() -> tuple[str, ...]:
     """All registered loss names, aliases included."""
-    return tuple(sorted([*_REGISTRY, *_ALIASES]))
+    return tuple(sorted([*REGISTRY, *_ALIASES]))
 
 
 def resolve(loss: str | LossFn | Loss) -> Loss:
@@ -228,11 +302,11 @@ def resolve(loss: str | LossFn | Loss) -> Loss:
     if isinstance(loss, Loss):
         return loss
     if callable(loss):
-        return Loss(getattr(loss, "__name__", "custom"), loss, False, check_targets=_any_targets)
+        return Loss(getattr(loss, "__name__", "custom"), loss, False, check_targets=targets.check_any)
     name = _ALIASES.get(loss, loss)
-    if name not in _REGISTRY:
+    if name not in REGISTRY:
         raise ValueError(f"unknown loss {loss!r}: expected one of {', '.join(names())} or a callable")
-    return _REGISTRY[name]
+    return REGISTRY[name]
 
 
 def get(loss: str | LossFn) -> LossFn:
@@ -251,32 +325,3 @@ def mean_loss(per_example: jax.Array, weights: jax.Array | None = None) -> jax.A
     total = jnp.sum(weights)
     safe_total = jnp.where(total > 0, total, 1.0)
     return jnp.sum(per_example * weights) / safe_total
-
-
-_WEIGHT_KEYS = ("w", "proj", "kernel")  # "kernel": Flax's weight matrices
-
-
-def weight_matrices(params: Any) -> list[jax.Array]:
-    """The weight matrices of a parameter pytree: leaves under the keys "w", "proj" and "kernel"."""
-    leaves = jax.tree_util.tree_leaves_with_path(params)
-    out = []
-    for path, leaf in leaves:
-        last = path[-1]
-        if isinstance(last, jax.tree_util.DictKey) and last.key in _WEIGHT_KEYS:
-            out.append(leaf)
-    return out
-
-
-def l1_penalty(params: Any) -> jax.Array:
-    """sum |W| over the weight matrices."""
-    return sum((jnp.sum(jnp.abs(w)) for w in weight_matrices(params)), jnp.zeros(()))
-
-
-def l2_penalty(params: Any) -> jax.Array:
-    """sum W^2 over the weight matrices."""
-    return sum((jnp.sum(jnp.square(w)) for w in weight_matrices(params)), jnp.zeros(()))
-
-
-def penalty(params: Any, l1: float | jax.Array = 0.0, l2: float | jax.Array = 0.0) -> jax.Array:
-    """``l1 * sum |W| + l2 * sum W^2`` over weight matrices (biases excluded)."""
-    return l1 * l1_penalty(params) + l2 * l2_penalty(params)

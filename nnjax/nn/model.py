@@ -8,7 +8,9 @@ conventions of :func:`nnjax.init` and :func:`nnjax.apply_with_state`:
   ``hidden`` being the hidden activations the diagnostics read for dead units (may be ``[]``);
 * ``layer_weights(tree)``: the per-layer weight matrices of a params-shaped tree (parameters,
   gradients or updates), one entry per layer of the diagnostics' per-layer history;
-* ``check_inputs(x, name)``: the host-side check of a concrete input array, and ``n_outputs``.
+* ``check_inputs(x, name)``: the host-side check of a concrete input array, and ``n_outputs``;
+* ``output``: the output activation that reads the logits (checked against the loss,
+  :meth:`nnjax.losses.Loss.check_output`), or None for a model of your own.
 
 :class:`nnjax.MLP` becomes such a model through :func:`as_model` (an :class:`MLPModel`, equal
 when the topologies are equal, so equal networks share compiled programs), the text models of
@@ -71,6 +73,8 @@ class Model:
 
     #: No hidden activations are exposed, so no dead or saturated units are recorded.
     hidden_activations = ()
+    #: The logits are the model's own business: any loss may train them.
+    output = None
 
     def start_state(self) -> State:
         return {} if self.init_state is None else self.init_state()
@@ -119,6 +123,10 @@ class MLPModel:
     @property
     def n_outputs(self) -> int:
         return self.net.sizes[-1]
+
+    @property
+    def output(self) -> str:
+        return self.net.output
 
     def init(self, key: PRNGKey) -> Params:
         return network.init(key, self.net)

@@ -201,6 +201,10 @@ class TextModel:
         return self.bag.n_outputs
 
     @property
+    def output(self) -> str:
+        return self.bag.output
+
+    @property
     def hidden_activations(self) -> tuple[str, ...]:
         return self.bag.head.hidden_activations
 

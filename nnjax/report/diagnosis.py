@@ -41,7 +41,6 @@ import numpy as np
 
 __all__ = ["REMEDIES", "SATURATION_REMEDIES", "Diagnosis", "diagnose", "layer_name"]
 
-VERDICTS = ("healthy", "vanishing", "exploding")
 REMEDIES = {
     "vanishing": (
         "ReLU (or leaky ReLU) in the hidden layers instead of sigmoid/tanh: MLP(..., activation='relu')",

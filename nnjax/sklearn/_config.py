@@ -40,11 +40,17 @@ import optax
 
 from nnjax.nn import activations, initializers
 from nnjax._base import checks
+from nnjax.train import optim
 from nnjax.train.loop import EarlyStopping
 
 __all__ = ["Settings", "batch_size", "check_settings", "early_stopping", "l2_strength", "optimizer"]
 
 SOLVERS = ("sgd", "adam")
+
+#: scikit-learn's solver (with its momentum and nesterovs_momentum switches) -> nnjax's optimizer table.
+_TABLE_NAME = {("sgd", False, False): "sgd", ("sgd", False, True): "sgd", ("sgd", True, False): "momentum",
+               ("sgd", True, True): "nesterov",
+               **{("adam", momentum, nesterov): "adam" for momentum in (False, True) for nesterov in (False, True)}}
 LEARNING_RATES = ("constant", "invscaling")
 
 
@@ -215,24 +221,10 @@ def optimizer(
     scikit-learn's momentum ``v <- momentum v - lr g`` equals optax's trace
     ``t <- g + momentum t``, update ``-lr t``, at a constant learning rate.
     """
-    # Numbers are injected into the optimizer state (optax.inject_hyperparams), so a search over
-    # learning_rate_init, momentum or the betas compiles one training program.
     learning_rate: Any = learning_rate_init
-    if solver == "sgd":
-        if schedule == "invscaling":
-            learning_rate = _inverse_scaling(learning_rate_init, power_t, steps_per_epoch, n_train)
-        if momentum:
-            base = optax.inject_hyperparams(optax.sgd, static_args=("nesterov",))(
-                learning_rate=learning_rate, momentum=momentum, nesterov=bool(nesterov))
-        else:
-            base = optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate)
-    else:
-        base = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, b1=beta_1, b2=beta_2, eps=epsilon)
-    parts = []
-    if grad_scale != 1.0:
-        parts.append(optax.scale(grad_scale))
-    if clip_value is not None:
-        parts.append(optax.clip(clip_value))
-    if clip_norm is not None:
-        parts.append(optax.clip_by_global_norm(clip_norm))
-    return optax.chain(*parts, base) if parts else base
+    if solver == "sgd" and schedule == "invscaling":
+        learning_rate = _inverse_scaling(learning_rate_init, power_t, steps_per_epoch, n_train)
+    # The numbers were checked under scikit-learn's names (check_settings); the table builds them.
+    tx = optim.build(_TABLE_NAME[solver, bool(momentum), bool(nesterov)], learning_rate, momentum=momentum,
+                     beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, clip_norm=clip_norm, clip_value=clip_value)
+    return optax.chain(optax.scale(grad_scale), tx) if grad_scale != 1.0 else tx

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, softmax
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import column_or_1d, validate_data
 
+from nnjax.nn import losses
 from nnjax.sklearn._base import BaseMLP, Targets
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -142,38 +142,32 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             if missing.size:
                 raise ValueError(f"y: expected labels among classes_ {self.classes_}, got unknown labels {missing}")
         k = len(self.classes_)
-        if multilabel:
-            return Targets(np.asarray(y, np.float32), k, "sigmoid", "logistic", "binary_cross_entropy",
-                           1.0 / k, 1.0 / k, "val_accuracy", False)
-        index = np.searchsorted(self.classes_, y)
-        if k <= 2:
-            return Targets(index.astype(np.float32), 1, "sigmoid", "logistic", "binary_cross_entropy",
-                           1.0, 1.0, "val_accuracy", True)
-        return Targets(index.astype(np.int32), k, "softmax", "softmax", "softmax_cross_entropy",
-                       1.0, 1.0, "val_accuracy", False)
+        if multilabel:  # one sigmoid output per label
+            targets = Targets(np.asarray(y, np.float32), k, "sigmoid", "logistic", "binary_cross_entropy",
+                              1.0 / k, 1.0 / k, "val_accuracy", False)
+        elif k <= 2:
+            targets = Targets(np.searchsorted(self.classes_, y).astype(np.float32), 1, "sigmoid", "logistic",
+                              "binary_cross_entropy", 1.0, 1.0, "val_accuracy", True)
+        else:
+            targets = Targets(np.searchsorted(self.classes_, y).astype(np.int32), k, "softmax", "softmax",
+                              "softmax_cross_entropy", 1.0, 1.0, "val_accuracy", False)
+        self._loss = losses.resolve(targets.loss)  # what reads the outputs back: decode, probabilities
+        return targets
 
     def predict(self, X):
         """Class labels (n,), or 0/1 indicators (n, n_labels) for multilabel targets."""
         logits = self._logits(X)
+        decoded = self._loss.decode(logits)
         if self._multilabel:
-            return (logits > 0).astype(self._label_dtype)
-        if logits.shape[1] == 1:
-            index = np.minimum((logits[:, 0] > 0).astype(int), len(self.classes_) - 1)
-        else:
-            index = np.argmax(logits, axis=1)
-        return self.classes_[index]
+            return decoded.astype(self._label_dtype)
+        return self.classes_[np.minimum(decoded, len(self.classes_) - 1)]
 
     def predict_proba(self, X):
         """Probabilities (n, n_classes) in the order of ``classes_`` (per label for multilabel)."""
         logits = self._logits(X)
-        if self._multilabel:
-            return expit(logits)
-        if len(self.classes_) == 1:
+        if len(self.classes_) == 1 and not self._multilabel:
             return np.ones((logits.shape[0], 1))
-        if logits.shape[1] == 1:
-            p = expit(logits[:, 0])
-            return np.column_stack([1.0 - p, p])
-        return softmax(logits, axis=1)
+        return self._loss.probabilities(logits)
 
     def predict_log_proba(self, X):
         """``log(predict_proba(X))``."""
@@ -258,6 +252,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         y = np.asarray(y, np.float32).reshape(y.shape[0], -1)
+        self._loss = losses.resolve("mse")
         # scikit-learn reports half the squared error averaged over outputs, but its gradient
         # steps follow half the squared error summed over outputs.
         return Targets(y, y.shape[1], "identity", "identity", "mse", 2.0, 2.0 / y.shape[1], "val_r2", False)
@@ -266,8 +261,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         """Predictions (n,) for one output, else (n, n_outputs), in the float dtype of ``X``."""
         out = self._logits(X)
         dtype = np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
-        out = out.astype(dtype)
-        return out[:, 0] if out.shape[1] == 1 else out
+        return self._loss.decode(out.astype(dtype))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -135,6 +135,7 @@ def prepare(net: Any, data: tuple[Any, Any], options: Options) -> Prepared:
     """
     model, loss = as_model(net), options.loss
     sample_weight, validation = options.sample_weight, options.validation
+    loss.check_output(getattr(model, "output", None))  # an output activation that contradicts the loss
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(f"data: expected a pair (x, y), got {type(data).__name__}")
     x, y = data

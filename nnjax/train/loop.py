@@ -239,18 +239,10 @@ def _layers(cfg: FitConfig, tree: Any) -> list[dict]:
 
 
 def evaluate(params: Params, state: State, x: jax.Array, y: jax.Array, net: Any, loss: losses.Loss) -> dict:
-    """Evaluation-mode metrics on ``(x, y)``: loss, and accuracy or MSE and R^2 (``net``: any model)."""
+    """Evaluation-mode metrics on ``(x, y)``: the loss and the loss record's :meth:`~nnjax.losses.Loss.metrics`
+    (accuracy, or MSE and R^2); ``net``: any model."""
     logits, _, _ = as_model(net).core_apply(params, state, x, train=False)
-    out = {"loss": jnp.mean(loss.fn(logits, y))}
-    if loss.classification:
-        out["accuracy"] = jnp.mean(loss.accuracy(logits, y))
-    elif loss.name == "mse":
-        target = losses._as_columns(y, logits)
-        sse = jnp.sum(jnp.square(logits - target), axis=0)
-        sst = jnp.sum(jnp.square(target - jnp.mean(target, axis=0)), axis=0)
-        out["mse"] = jnp.mean(sse) / target.shape[0]
-        out["r2"] = jnp.mean(1.0 - sse / jnp.where(sst > 0, sst, 1.0))
-    return out
+    return {"loss": jnp.mean(loss.fn(logits, y)), **loss.metrics(logits, y)}
 
 
 def _train_epoch(cfg: FitConfig, key, data, hp, ts: TrainState):

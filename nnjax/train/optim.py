@@ -1,14 +1,20 @@
-"""Optimiser and learning-rate schedule shortcuts, all built from optax.
+"""Optimisers and learning-rate schedules by name, built from optax by the one table.
 
-:func:`nnjax.fit` accepts any ``optax.GradientTransformation``; these helpers
-turn a name and a few numbers into one, so that the CLI and the scikit-learn
-estimators can be configured with strings.
+:func:`nnjax.fit` accepts any ``optax.GradientTransformation``; these helpers turn a name and a
+few numbers into one, so that the CLI, the scikit-learn estimators and populations can be
+configured with strings. What each name builds is one entry of the table in
+:mod:`nnjax._base.optimizers` (the optax alias and the keywords it is given): :data:`OPTIMIZERS`
+and :data:`SCHEDULES` are that table, :func:`make` and :func:`schedule` check the numbers and
+build from it, and :func:`build` builds without checking (for callers that checked the numbers at
+their own edge, naming them in their users' terms: the command line, the estimators).
 
 Example:
   >>> from nnjax import optim
   >>> tx = optim.make("momentum", optim.schedule("cosine", 0.1, steps=1000), clip_norm=1.0)
   >>> type(tx).__name__
   'GradientTransformationExtraArgs'
+  >>> list(optim.OPTIMIZERS)
+  ['sgd', 'momentum', 'nesterov', 'adam', 'adamw', 'rmsprop', 'adagrad']
 """
 
 from __future__ import annotations
@@ -22,10 +28,37 @@ import numpy as np
 import optax
 
 from nnjax._base import checks
+from nnjax._base.optimizers import NUMBERS, OPTIMIZERS, SCHEDULES, SETTINGS
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "ByValue", "by_value", "make", "schedule", "with_clipping"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "ByValue", "build", "build_schedule", "by_value", "make", "schedule",
+           "with_clipping"]
 
-OPTIMIZERS, SCHEDULES = checks.OPTIMIZERS, checks.SCHEDULES  # the names the shared checks accept
+
+def _entry(table: dict, name: Any, what: str, extra: str = "") -> Any:
+    if not isinstance(name, str) or name not in table:
+        raise ValueError(f"{what}: expected one of {', '.join(table)}{extra}, got {name!r}")
+    return table[name]
+
+
+def build_schedule(name: str, learning_rate: float, **settings: Any) -> Any:
+    """What an optimizer is given as its learning rate for the schedule ``name`` of :data:`SCHEDULES`.
+
+    ``settings`` are any of :data:`nnjax._base.optimizers.SETTINGS` (:func:`schedule`'s keywords,
+    its defaults; those the schedule does not use are ignored), taken as checked (:func:`schedule`
+    checks them). A constant schedule gives the rate itself: a number stays traced in the optimizer
+    state, so every rate shares one program.
+
+    Raises:
+      ValueError: an unknown name, or a length the schedule needs missing. TypeError: a setting no
+        schedule takes.
+    """
+    entry = _entry(SCHEDULES, name, "schedule")
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise TypeError(f"settings: expected some of {', '.join(SETTINGS)}, got {', '.join(unknown)}")
+    if entry.alias is None:
+        return learning_rate
+    return getattr(optax, entry.alias)(**entry.keywords(learning_rate, **settings))
 
 
 def schedule(
@@ -46,7 +79,8 @@ def schedule(
         "cosine" (from ``lr`` to ``final_fraction * lr`` over ``steps``);
         "step"/"piecewise" (multiply by ``decay_rate`` at each of ``boundaries``,
         or every ``decay_steps``); "warmup_cosine" (linear warm-up over
-        ``warmup_steps`` from 0, then cosine decay to ``final_fraction * lr`` at ``steps``).
+        ``warmup_steps`` from 0, then cosine decay to ``final_fraction * lr`` at ``steps``;
+        without a warm-up it starts at ``lr``, as "cosine").
       learning_rate: the initial (peak) learning rate.
       steps: total optimiser steps (cosine schedules).
 
@@ -54,33 +88,42 @@ def schedule(
       ValueError: for an unknown name, a missing length argument or a value outside its rule
         (:mod:`nnjax.checks`: ``learning_rate`` finite and > 0, ``decay_rate`` in (0, 1],
         ``final_fraction`` in [0, 1], lengths integers >= 1, ``warmup_steps`` >= 0).
+
+    Example:
+      >>> round(float(schedule("warmup_cosine", 0.1, steps=10)(0)), 6)  # no warm-up: the peak at once
+      0.1
     """
+    _entry(SCHEDULES, name, "schedule")
     checks.check_schedule(learning_rate=learning_rate, decay_rate=decay_rate, final_fraction=final_fraction,
                           steps=steps, decay_steps=decay_steps, warmup_steps=warmup_steps)
-    if name == "constant":
-        return optax.constant_schedule(learning_rate)
-    if name == "exponential":
-        return optax.exponential_decay(learning_rate, _need(decay_steps or steps, "decay_steps"), decay_rate)
-    if name == "cosine":
-        return optax.cosine_decay_schedule(learning_rate, _need(steps, "steps"), alpha=final_fraction)
-    if name in ("step", "piecewise"):
-        if boundaries is None:
-            every = _need(decay_steps, "decay_steps or boundaries")
-            total = _need(steps, "steps")
-            boundaries = range(every, total, every)
-        return optax.piecewise_constant_schedule(learning_rate, {int(b): decay_rate for b in boundaries})
-    if name == "warmup_cosine":
-        total = _need(steps, "steps")
-        return optax.warmup_cosine_decay_schedule(
-            0.0, learning_rate, max(warmup_steps, 1), max(total, warmup_steps + 1), learning_rate * final_fraction
-        )
-    raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {name!r}")
+    rate = build_schedule(name, learning_rate, steps=steps, decay_rate=decay_rate, decay_steps=decay_steps,
+                          boundaries=boundaries, warmup_steps=warmup_steps, final_fraction=final_fraction)
+    return rate if callable(rate) else optax.constant_schedule(rate)
 
 
-def _need(value: Any, name: str) -> int:
-    if value is None:
-        raise ValueError(f"{name}: expected a number of steps for this schedule, got None")
-    return int(value)
+def build(name: str, learning_rate: float | optax.Schedule, *, clip_norm: float | None = None,
+          clip_value: float | None = None, **numbers: float) -> optax.GradientTransformation:
+    """The optimizer ``name`` of :data:`OPTIMIZERS`, its numbers taken as checked (see :func:`make`).
+
+    Args:
+      name: a key of :data:`OPTIMIZERS`.
+      learning_rate: a number or an optax schedule.
+      clip_norm, clip_value: clipping put in front (see :func:`with_clipping`).
+      **numbers: any of ``momentum``, ``beta_1``, ``beta_2``, ``epsilon``, ``weight_decay``;
+        those the optimizer does not take are ignored, those not given keep optax's defaults.
+
+    Raises:
+      ValueError: an unknown name. TypeError: a number no optimizer of the table takes.
+    """
+    entry = _entry(OPTIMIZERS, name, "optimizer", " or an optax transformation")
+    unknown = sorted(set(numbers) - set(NUMBERS))
+    if unknown:
+        raise TypeError(f"numbers: expected some of {', '.join(NUMBERS)}, got {', '.join(unknown)}")
+    keywords = {key: numbers[ours] for ours, key in entry.numbers.items() if ours in numbers}
+    # The numbers live in the optimizer state (optax.inject_hyperparams), not in the program:
+    # every learning rate, momentum or beta compiles the same training program.
+    alias = optax.inject_hyperparams(getattr(optax, entry.alias), static_args=tuple(entry.fixed))
+    return _clipped(alias(learning_rate=learning_rate, **keywords, **entry.fixed), clip_norm, clip_value)
 
 
 def make(
@@ -98,9 +141,9 @@ def make(
     """An optax optimiser by name, optionally preceded by gradient clipping.
 
     Args:
-      name: one of ``OPTIMIZERS``.
+      name: a key of :data:`OPTIMIZERS`.
       learning_rate: a number or an optax schedule.
-      momentum: for "momentum" and "nesterov" (and rmsprop's momentum when > 0 is wanted, pass it).
+      momentum: for "momentum" and "nesterov".
       beta_1, beta_2, epsilon: for "adam" and "adamw".
       weight_decay: for "adamw" (decoupled).
       clip_norm: clip the gradients' global norm to this value first.
@@ -117,32 +160,11 @@ def make(
       ...
       ValueError: learning_rate: expected a finite number > 0, got -0.1
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)} or an optax transformation, got {name!r}")
-    checks.check_optimizer(learning_rate=learning_rate, momentum=momentum, beta_1=beta_1, beta_2=beta_2,
-                           epsilon=epsilon, weight_decay=weight_decay, clip_norm=clip_norm, clip_value=clip_value)
-    # The numbers live in the optimizer state (optax.inject_hyperparams), not in the program:
-    # every learning rate, momentum or beta compiles the same training program.
-    inject = optax.inject_hyperparams
-    if name == "sgd":
-        tx = inject(optax.sgd)(learning_rate=learning_rate)
-    elif name == "momentum":
-        tx = inject(optax.sgd)(learning_rate=learning_rate, momentum=momentum)
-    elif name == "nesterov":
-        tx = inject(optax.sgd, static_args=("nesterov",))(learning_rate=learning_rate, momentum=momentum,
-                                                          nesterov=True)
-    elif name == "adam":
-        tx = inject(optax.adam)(learning_rate=learning_rate, b1=beta_1, b2=beta_2, eps=epsilon)
-    elif name == "adamw":
-        tx = inject(optax.adamw)(learning_rate=learning_rate, b1=beta_1, b2=beta_2, eps=epsilon,
-                                 weight_decay=weight_decay)
-    elif name == "rmsprop":
-        tx = inject(optax.rmsprop)(learning_rate=learning_rate)
-    elif name == "adagrad":
-        tx = inject(optax.adagrad)(learning_rate=learning_rate)
-    else:
-        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)} or an optax transformation, got {name!r}")
-    return with_clipping(tx, clip_norm=clip_norm, clip_value=clip_value)
+    _entry(OPTIMIZERS, name, "optimizer", " or an optax transformation")
+    numbers = {"momentum": momentum, "beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon,
+               "weight_decay": weight_decay}
+    checks.check_optimizer(learning_rate=learning_rate, clip_norm=clip_norm, clip_value=clip_value, **numbers)
+    return build(name, learning_rate, clip_norm=clip_norm, clip_value=clip_value, **numbers)
 
 
 def with_clipping(
@@ -150,6 +172,10 @@ def with_clipping(
 ) -> optax.GradientTransformation:
     """``tx`` preceded by global-norm and/or elementwise clipping (unchanged when both are None)."""
     checks.check_optimizer(clip_norm=clip_norm, clip_value=clip_value)
+    return _clipped(tx, clip_norm, clip_value)
+
+
+def _clipped(tx: optax.GradientTransformation, clip_norm: float | None, clip_value: float | None) -> Any:
     parts = []
     if clip_value is not None:
         parts.append(optax.clip(clip_value))
