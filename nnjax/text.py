@@ -1,42 +1,19 @@
-"""Text classifiers on token ids: an embedding bag (mean of learned word vectors) and an MLP head.
+"""Text classifiers on token ids, the public face: the model of :mod:`nnjax.nn.text` plus :func:`fit_text`.
 
-A text arrives as a row of token ids from :meth:`nnjax.data.BagOfWords.tokens_to_ids`
-(``PAD_ID = 0`` pads, ``UNKNOWN_ID = 1`` stands for a word outside the vocabulary,
-vocabulary word ``j`` has id ``j + 2``). The model looks every id up in an embedding
-table, averages the vectors of the text's real tokens, and feeds the average to an
-ordinary :class:`nnjax.MLP`::
-
-    params = {"embedding": (n_ids, dim), "mlp": nnjax.init(...) of MLP((dim, *hidden, n_outputs))}
-    pooled = sum_t mask_t E[ids_t] / max(1, sum_t mask_t)         # mask: id != PAD_ID
-    logits = nnjax.apply(params["mlp"], pooled, head)
-
-The table is trained with the head by :func:`nnjax.fit` itself (:func:`fit_text` is the same
-call): an :class:`EmbeddingBag` is a model of the training core (:class:`TextModel`), so text
-models share the loop, its key schedule, early stopping, resume, the guard and the diagnostics.
-
-Documented behaviour at the edges:
-
-* padding never contributes (its row of the table stays zero and gets no gradient);
-* a text with no tokens (all padding) pools to the zero vector, so its prediction is
-  the head's response to zeros (its biases only);
-* unknown words share one learned vector (row 1), or are masked like padding with
-  ``ignore_unknown=True`` (then a text of unknown words only is an empty text).
-
-Equivalence with bag-of-words: with no unknown words, the pooled vector equals
-``(counts / counts.sum()) @ E[2:]``, a linear layer on length-normalised
-:meth:`~nnjax.data.BagOfWords.transform` counts. The embedding bag is that layer,
-computed by lookup instead of a (texts x vocabulary) product.
+:mod:`nnjax.nn.text` holds the embedding bag (the mean of learned word vectors feeding an
+:class:`nnjax.MLP`), its padding and unknown-word rules and its equivalence with
+bag-of-words; this module adds training, which sits a floor above the forward pass.
+:func:`fit_text` is :func:`nnjax.fit` on an :class:`EmbeddingBag`, so text models share the
+loop, its key schedule, early stopping, resume, the guard and the diagnostics.
 
 Example:
   >>> import jax, numpy as np
   >>> from nnjax import text
   >>> model = text.EmbeddingBag(n_ids=10, dim=4)
-  >>> params = text.init(jax.random.key(0), model)
-  >>> params["embedding"].shape
+  >>> result = text.fit_text(jax.random.key(0), model, (np.array([[2, 3], [4, 0]]), np.array([1.0, 0.0])),
+  ...                        loss="binary_cross_entropy", optimizer="sgd", epochs=2, batch_size=2)
+  >>> result.params["embedding"].shape
   (10, 4)
-  >>> ids = np.array([[2, 3, 0], [0, 0, 0]])          # a two-word text and an empty one
-  >>> text.apply(params, ids, model).shape
-  (2, 1)
 """
 
 from __future__ import annotations

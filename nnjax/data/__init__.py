@@ -43,28 +43,10 @@ from nnjax._base.validation import check_labels as check_labels
 from nnjax._base.validation import check_signed_labels as check_signed_labels
 from nnjax._base.validation import check_targets as check_targets
 
-__all__ = [
-    "ENGLISH_STOP_WORDS",
-    "PAD_ID",
-    "UNKNOWN_ID",
-    "BagOfWords",
-    "Dataset",
-    "Standardizer",
-    "check_binary_labels",
-    "check_features",
-    "check_fraction",
-    "check_labels",
-    "check_positive",
-    "check_positive_int",
-    "check_signed_labels",
-    "check_targets",
-    "encode_labels",
-    "load_csv",
-    "load_dataset",
-    "load_npz",
-    "names",
-    "one_hot",
-    "split",
-    "split_sizes",
-    "standardize",
-]
+from nnjax._base import validation as _validation
+
+__all__ = sorted({
+    "ENGLISH_STOP_WORDS", "PAD_ID", "UNKNOWN_ID", "BagOfWords", "Dataset", "Standardizer", "encode_labels",
+    "load_csv", "load_dataset", "load_npz", "names", "one_hot", "split", "split_sizes", "standardize",
+    *_validation.__all__,  # every check_* is importable from nnjax.data
+})
