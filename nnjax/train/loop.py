@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnjax.train import diagnostics
+from nnjax.train import branching, diagnostics
 from nnjax.nn import losses
 from nnjax._base.typing import Params, PRNGKey, State
 from nnjax.nn.model import as_model
@@ -352,19 +352,22 @@ def run(cfg: FitConfig, key: PRNGKey, data, hp: Regularization, ts: TrainState,
 
     traced: list = []  # the metrics' shapes, captured when `go` is traced
 
-    def go(ts):
+    # The branches take the key, data and settings as operands: under jax.vmap they may be
+    # per member, and branching.cond maps only its operands.
+    def go(ts, key, data, hp):
         out = _train_epoch(cfg, key, data, hp, ts)
         traced.append(jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), out[1]))
         return out
 
-    def skip(ts):
-        # lax.cond traces its true branch (`go`) first; eval_shape is only a fallback.
+    def skip(ts, key, data, hp):
+        # the true branch (`go`) is traced first; eval_shape is only a fallback.
         shapes = traced[-1] if traced else jax.eval_shape(lambda t: _train_epoch(cfg, key, data, hp, t)[1], ts)
         return ts._replace(epoch=ts.epoch + 1), jax.tree.map(_missing, shapes)
 
     def epoch(ts, slot):
         inside = True if n_epochs is None else slot < n_epochs
-        ts_out, metrics = jax.lax.cond(~ts.stopped & inside, go, skip, ts)
+        # a branch even under jax.vmap: a population whose members have all stopped skips the epoch
+        ts_out, metrics = branching.cond(~ts.stopped & inside, go, skip, ts, key, data, hp)
         metrics["stopped"] = ts.stopped
         metrics["epoch"] = ts.epoch
         if n_epochs is not None:  # a slot past the run's end (skipped) does not count as an epoch
