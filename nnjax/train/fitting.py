@@ -144,6 +144,7 @@ def prepare(net: Any, data: tuple[Any, Any], options: Options) -> Prepared:
             raise ValueError(f"x: expected shape (n, features), got {jnp.shape(x)}")
         w = jnp.ones((jnp.shape(x)[0],), jnp.float32) if sample_weight is None else sample_weight
         return Prepared(x, y, w, validation)
+    given_x, given_y = x, y
     x = model.check_inputs(x, "x")
     n, k = x.shape[0], model.output_width(x)
     if options.batch_size > n:
@@ -159,8 +160,18 @@ def prepare(net: Any, data: tuple[Any, Any], options: Options) -> Prepared:
             raise ValueError("sample_weight: expected a (n,) array of non-negative weights, not all zero")
     if validation is not None:
         xv = model.check_inputs(validation[0], "validation x")
-        validation = (_on_device(xv), _on_device(loss.check_targets(validation[1], xv.shape[0], k, "validation y")))
-    return Prepared(_on_device(x), _on_device(y), _on_device(w), validation)
+        yv = loss.check_targets(validation[1], xv.shape[0], k, "validation y")
+        validation = (_kept(validation[0], xv), _kept(validation[1], yv))
+    return Prepared(_kept(given_x, x), _kept(given_y, y), _on_device(w), validation)
+
+
+def _kept(given: Any, checked: np.ndarray) -> jax.Array:
+    """The checked array on the device: a JAX array given as it was checked (same dtype and shape) is
+    used as it is, so data put on the device once (``jax.device_put(x)``) is not copied back and forth
+    by every call; anything else is transferred."""
+    if isinstance(given, jax.Array) and given.dtype == checked.dtype and given.shape == checked.shape:
+        return given
+    return _on_device(checked)
 
 
 def _on_device(a: Any) -> jax.Array:
