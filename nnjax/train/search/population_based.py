@@ -52,7 +52,8 @@ from nnjax.train.options import Options, takes_settings
 from nnjax.train.population import plan_population, run_traced
 from nnjax.train.sweeps import LogUniform, Uniform, random_search
 
-__all__ = ["EXPLORED", "LogUniform", "PBTResult", "Uniform", "pbt", "replay", "replay_fit", "with_learning_rate"]
+__all__ = ["EXPLORED", "LogUniform", "PBTResult", "SearchSpec", "Uniform", "exploit_explore", "pbt", "replay",
+           "replay_fit", "with_learning_rate"]
 
 #: The settings PBT explores (the traced numbers of a population, less the init scale).
 EXPLORED = ("learning_rate", "l1", "l2", "dropout")
@@ -162,8 +163,8 @@ def _resample(key: jax.Array, source: Any, shape: tuple) -> jax.Array:
     return values[jax.random.randint(key, shape, 0, values.shape[0])]
 
 
-class _Search(NamedTuple):
-    """The static part of the search program (hashable)."""
+class SearchSpec(NamedTuple):
+    """The static part of a PBT program (hashable): what :func:`exploit_explore` does each generation."""
 
     generations: int
     epochs: int
@@ -174,8 +175,14 @@ class _Search(NamedTuple):
     sources: tuple  # ((name, distribution or tuple of values), ...)
 
 
-def _exploit_explore(search: _Search, key, members: dict, score: jax.Array, ts: Any) -> tuple:
-    """Bottom members copy a top member's state and perturb its settings: (members, ts, parents)."""
+def exploit_explore(search: SearchSpec, key: jax.Array, members: dict, score: jax.Array, ts: Any) -> tuple:
+    """One exploit/explore step on the device: ``(members, ts, parents)`` after it (pure, traceable).
+
+    The ``search.replaced`` members with the worst ``score`` (NaN is worst) each copy the whole
+    stacked state ``ts`` of a member drawn evenly from the ``search.replaced`` best, and their
+    settings in ``members`` (``{name: (P,)}``) become the copied ones explored: multiplied by
+    one of ``search.perturb`` or, with ``search.resample_probability``, drawn from the space.
+    """
     size = score.shape[0]
     worst = jnp.inf if not losses.is_maximised(search.metric) else -jnp.inf
     filled = jnp.where(jnp.isnan(score), worst, score)
@@ -203,12 +210,12 @@ def _exploit_explore(search: _Search, key, members: dict, score: jax.Array, ts: 
     return members, ts, parents
 
 
-def _program(search: _Search, plan: Any, arrays, keys, members, ts, key):
+def _program(search: SearchSpec, plan: Any, arrays, keys, members, ts, key):
     def generation(carry, g):
         members, ts = carry
         out = run_traced(plan, search.epochs, arrays, keys, members, ts)
         score = out.history[search.metric][:, -1]
-        new_members, new_ts, parents = _exploit_explore(search, jax.random.fold_in(key, g), members, score,
+        new_members, new_ts, parents = exploit_explore(search, jax.random.fold_in(key, g), members, score,
                                                         out.train_state)
         return (new_members, new_ts), (members, score, parents, out.history, out.train_state)
 
@@ -233,7 +240,7 @@ class _PlanKey:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _compiled(search: _Search, plan: _PlanKey, arrays, keys, members, ts, key):
+def _compiled(search: SearchSpec, plan: _PlanKey, arrays, keys, members, ts, key):
     return _program(search, plan.plan, arrays, keys, members, ts, key)
 
 
@@ -302,7 +309,7 @@ def pbt(key: jax.Array, net: Any, data: tuple[Any, Any], space: dict, options: O
     if metric not in shapes or shapes[metric].ndim != 2:
         names = sorted(n for n, s in shapes.items() if s.ndim == 2 and n not in ("epoch", "stopped", "skipped"))
         raise ValueError(f"metric: expected one of {', '.join(names)}, got {metric!r}")
-    search = _Search(generations, k, max(1, int(quantile * members)), perturb, float(resample_probability), metric,
+    search = SearchSpec(generations, k, max(1, int(quantile * members)), perturb, float(resample_probability), metric,
                      tuple((n, s if isinstance(s, (Uniform, LogUniform)) else tuple(np.asarray(s).tolist()))
                            for n, s in sources.items()))
     members_in = {n: plan.members.get(n, jnp.asarray(initial[n])) for n in initial}  # the explored ones (plan.members may hold more)
