@@ -146,7 +146,7 @@ def _exponential(min_lr: float, max_lr: float, steps: int):
 
 @takes_settings
 def lr_find(key: jax.Array, net: Any, data: tuple[Any, Any], options: Options | None = None, *, seeds: int = 4,
-            steps: int = 200, min_lr: float = 1e-5, max_lr: float = 10.0, **settings: Any) -> LRFindResult:
+            steps: int = 300, min_lr: float = 1e-5, max_lr: float = 10.0, **settings: Any) -> LRFindResult:
     """Smith's learning-rate range test for ``seeds`` seeds at once; a suggestion and its band.
 
     Args:
