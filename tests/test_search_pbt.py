@@ -60,14 +60,17 @@ def test_pbt_record_shapes_and_lineage(run):
         assert np.isclose(ratio, 0.8, rtol=1e-5) or np.isclose(ratio, 1.2, rtol=1e-5) or 0.003 <= lr[g + 1, child] <= 0.3
 
 
-@pytest.mark.parametrize("member", [None, 0])
+@pytest.mark.parametrize("member", [None, 0, "copied"])
 def test_replay_with_plain_fit_reproduces_the_member(run, member):
     """fit in chunks of k epochs with the schedule's settings equals the member (float32 rounding)."""
+    if member == "copied":  # the slot replaced before the last generation: its lineage changes slot
+        member = int(np.flatnonzero(run.parents[-2] != np.arange(4))[0])
+        assert search.replay(run, member)[-2]["slot"] != member
     schedule = search.replay(run, member)
     chosen = run.best if member is None else member
     assert [s["generation"] for s in schedule] == [0, 1, 2] and schedule[-1]["slot"] == chosen
     again = search.replay_fit(run, NET, (BLOBS.x, BLOBS.y), member=member, **SHARED)
-    np.testing.assert_allclose(np.asarray(again.history["val_loss"]), run.result.history["val_loss"][chosen],
+    np.testing.assert_allclose(np.asarray(again.history["val_loss"]), search.lineage_history(run, member)["val_loss"],
                                rtol=1e-4, atol=1e-6)
     for a, b in zip(jax.tree.leaves(again.train_state.params), jax.tree.leaves(run.result.train_state.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b)[chosen], rtol=1e-4, atol=1e-5)

@@ -53,7 +53,7 @@ from nnjax.train.population import plan_population, run_traced
 from nnjax.train.sweeps import LogUniform, Uniform, random_search
 
 __all__ = ["EXPLORED", "LogUniform", "PBTResult", "SearchSpec", "Uniform", "exploit_explore", "pbt", "replay",
-           "replay_fit", "with_learning_rate"]
+           "lineage_history", "replay_fit", "with_learning_rate"]
 
 #: The settings PBT explores (the traced numbers of a population, less the init scale).
 EXPLORED = ("learning_rate", "l1", "l2", "dropout")
@@ -67,7 +67,8 @@ class PBTResult(NamedTuple):
     Attributes:
       result: the final population, a stacked :class:`~nnjax.FitResult` whose history covers
         every epoch (shape ``(P, generations * epochs_per_generation)``); row ``i`` is the history
-        of whoever held slot ``i`` in each generation.
+        of whoever held slot ``i`` in each generation (:func:`lineage_history` follows a
+        member's lineage instead).
       settings: ``{name: (generations, P)}``: the value each slot trained with in each generation.
       parents: ``(generations, P)`` ints: after generation ``g`` slot ``i`` continued from the
         state of slot ``parents[g, i]`` (``i`` itself when it was not replaced).
@@ -343,6 +344,19 @@ def replay(result: PBTResult, member: int | None = None) -> list[dict]:
     return [{"generation": g, "slot": slot, "epochs": result.epochs_per_generation,
              **{name: float(values[g, slot]) for name, values in result.settings.items()}}
             for g, slot in enumerate(slots)]
+
+
+def lineage_history(result: PBTResult, member: int | None = None) -> dict:
+    """The history of ``member``'s lineage (default: the best): each generation's epochs from the slot it was in.
+
+    ``result.result.history[name][i]`` is the history of slot ``i``, whoever held it; this
+    stitches the rows of the slots in :func:`replay`'s schedule, so it is the history a
+    :func:`replay_fit` run records.
+    """
+    k = result.epochs_per_generation
+    slots = [step["slot"] for step in replay(result, member)]
+    return {name: np.concatenate([np.asarray(values)[slot, g * k:(g + 1) * k] for g, slot in enumerate(slots)])
+            for name, values in result.result.history.items()}
 
 
 @takes_settings
