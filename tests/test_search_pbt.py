@@ -242,3 +242,30 @@ def test_plot_lr_find(tmp_path):
                            batch_size=64, steps=30, seeds=2)
     fig = nnjax.plots.plot_lr_find(found, path=tmp_path / "lr.png")
     assert fig.axes[0].get_xscale() == "log" and (tmp_path / "lr.png").stat().st_size > 0
+
+
+def test_exploit_ranks_a_maximised_metric_upwards_and_nan_last():
+    members = {"learning_rate": jnp.array([0.01, 0.02, 0.03, 0.04])}
+    spec = pb.SearchSpec(1, 1, 1, (0.8, 1.2), 0.0, "val_accuracy", (("learning_rate", (0.01,)),))
+    _, _, parents = pb.exploit_explore(spec, jax.random.key(0), members, jnp.array([0.5, 0.9, 0.7, 0.6]),
+                                       _fake_state(4))
+    assert np.asarray(parents).tolist() == [1, 1, 2, 3]  # accuracy: 0.9 is copied, 0.5 replaced
+    spec = spec._replace(metric="val_loss")
+    _, _, parents = pb.exploit_explore(spec, jax.random.key(0), members, jnp.array([0.5, jnp.nan, 0.7, 0.6]),
+                                       _fake_state(4))
+    assert np.asarray(parents).tolist() == [0, 0, 2, 3]  # a diverged member (NaN) is the worst
+
+
+def test_cli_lr_auto_prints_its_choice_and_saves_a_number(tmp_path, capsys):
+    import json
+
+    from nnjax.cli import main
+
+    code = main(["train", "--dataset", "iris", "--hidden", "8", "--epochs", "2", "--batch-size", "16", "--lr", "auto",
+                 "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0
+    (line,) = [s for s in err.splitlines() if s.startswith("--lr auto: chose ")]
+    chosen = float(line.split("chose ")[1].split(" ")[0])
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["args"]["lr"] == chosen  # the run records the rate it trained with, not "auto"
