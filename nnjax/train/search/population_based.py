@@ -227,22 +227,23 @@ def _program(search: SearchSpec, plan: Any, arrays, keys, members, ts, key):
     return settings, scores, parents, history, last
 
 
-class _PlanKey:
-    """A population plan as a static argument: hashed and compared by its static part."""
+class _Static:
+    """A population plan's static part alone (``spec``), as a static argument: the compiled
+    program's cache holds no data arrays, and equal settings share the program."""
 
     def __init__(self, plan: Any):
-        self.plan = plan
+        self.spec = plan.spec
 
     def __hash__(self) -> int:
-        return hash(self.plan.spec)
+        return hash(self.spec)
 
     def __eq__(self, other: Any) -> bool:
-        return isinstance(other, _PlanKey) and self.plan.spec == other.plan.spec
+        return isinstance(other, _Static) and self.spec == other.spec
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _compiled(search: SearchSpec, plan: _PlanKey, arrays, keys, members, ts, key):
-    return _program(search, plan.plan, arrays, keys, members, ts, key)
+def _compiled(search: SearchSpec, plan: _Static, arrays, keys, members, ts, key):
+    return _program(search, plan, arrays, keys, members, ts, key)
 
 
 @takes_settings
@@ -316,7 +317,7 @@ def pbt(key: jax.Array, net: Any, data: tuple[Any, Any], space: dict, options: O
     members_in = {n: plan.members.get(n, jnp.asarray(initial[n])) for n in initial}  # the explored ones (plan.members may hold more)
     fixed = {n: v for n, v in plan.members.items() if n not in initial}
     settings_out, scores, parents, history, last = _compiled(
-        search, _PlanKey(plan), plan.arrays, plan.keys, {**fixed, **members_in}, plan.ts,
+        search, _Static(plan), plan.arrays, plan.keys, {**fixed, **members_in}, plan.ts,
         jax.random.fold_in(search_key, members))
     result = FitResult(last.params, last.state, {k_: np.asarray(v) for k_, v in history.items()}, last, plan.keys)
     return PBTResult(result, {n: np.asarray(settings_out[n]) for n in initial}, np.asarray(parents),
