@@ -60,12 +60,14 @@ def main(argv: list[str] | None = None) -> dict:
     epochs = np.arange(1, generations * k + 1)
     for i in range(members):
         left.plot(epochs, out.result.history["val_loss"][i], color="tab:blue", alpha=0.3, linewidth=0.8)
-        right.step(np.arange(generations) * k + 1, out.settings["learning_rate"][:, i], where="post",
+        rates = out.settings["learning_rate"][:, i]
+        right.step(np.arange(generations + 1) * k + 1, np.append(rates, rates[-1]), where="post",
                    color="tab:blue", alpha=0.3, linewidth=0.8)
     left.plot(epochs, fixed.history["val_loss"][f], color="tab:orange", label="best fixed rate")
     left.plot(epochs, search.lineage_history(out)["val_loss"], color="tab:blue", linewidth=2, label="pbt best lineage")
-    right.step([s["generation"] * k + 1 for s in schedule], [s["learning_rate"] for s in schedule], where="post",
-               color="tab:blue", linewidth=2, label="best member's schedule")
+    lineage = [s["learning_rate"] for s in schedule]
+    right.step(np.arange(generations + 1) * k + 1, lineage + lineage[-1:], where="post", color="tab:blue",
+               linewidth=2, label="best member's schedule")
     left.set(xlabel="epoch", ylabel="validation loss", yscale="log", title="validation loss")
     right.set(xlabel="epoch", ylabel="learning rate", yscale="log", title="learning rate per slot")
     left.legend(), right.legend()

@@ -254,8 +254,8 @@ def plot_lr_find(found: Any, *, path: Any = None, title: str | None = None) -> A
                 linewidth=0.7)
         ax.plot(rates[shown], line[shown], color=colors[i], linewidth=1.6, label=f"seed {i}")
     low, high = found.band
-    ax.axvspan(low, high, color="tab:green", alpha=0.15, label="band over seeds")
-    ax.axvline(found.suggestion, color="tab:green", linewidth=2.0, label=f"suggestion {found.suggestion:.3g}")
+    ax.axvspan(low, high, color="0.5", alpha=0.2, label="band over seeds")
+    ax.axvline(found.suggestion, color="black", linewidth=1.5, label=f"suggestion {found.suggestion:.3g}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("minibatch loss")
