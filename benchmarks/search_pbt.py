@@ -47,7 +47,7 @@ def _splits(name: str, seed: int, n: int | None = None):
     _, xt, xv = nnjax.data.standardize(xt, xv)
     if data.task == "regression":
         mean, std = float(np.mean(yt)), float(np.std(yt))
-        yt, yv = ((np.asarray(yt, np.float32).reshape(-1, 1) - mean) / std, (np.asarray(yv, np.float32).reshape(-1, 1) - mean) / std)
+        yt, yv = ((np.asarray(v, np.float32).reshape(-1, 1) - mean) / std for v in (yt, yv))
     return (xt, yt), (xv, yv)
 
 
@@ -69,7 +69,8 @@ def range_vs_grid(name: str, net, loss: str, optimizer: str, *, epochs: int, ste
     best = float(grid[int(np.nanargmin(scores))])
     ratio = found.suggestion / best
     near = int(np.argmin(np.abs(np.log(grid) - np.log(found.suggestion))))  # the grid rate nearest the suggestion
-    return {"regret": float(scores[near] / np.nanmin(scores) - 1), "dataset": name, "optimizer": optimizer, "suggestion": found.suggestion, "band": found.band,
+    return {"regret": float(scores[near] / np.nanmin(scores) - 1), "dataset": name, "optimizer": optimizer,
+            "suggestion": found.suggestion, "band": found.band,
             "band_factor": found.band[1] / found.band[0], "grid_best": best,
             "factor_to_best": max(ratio, 1 / ratio), "grid_scores": dict(zip(grid.round(6).tolist(), scores.tolist())),
             "seconds_find": t_find, "seconds_grid": t_grid}

@@ -8,5 +8,5 @@ from nnjax.train.search.lr_range import LRFindResult, lr_find
 from nnjax.train.search.population_based import (LogUniform, PBTResult, Uniform, lineage_history, pbt, replay,
                                                  replay_fit, with_learning_rate)
 
-__all__ = ["LRFindResult", "LogUniform", "PBTResult", "Uniform", "lineage_history", "lr_find", "pbt", "replay", "replay_fit",
-           "with_learning_rate"]
+__all__ = ["LRFindResult", "LogUniform", "PBTResult", "Uniform", "lineage_history", "lr_find", "pbt", "replay",
+           "replay_fit", "with_learning_rate"]

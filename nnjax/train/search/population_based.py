@@ -314,7 +314,8 @@ def pbt(key: jax.Array, net: Any, data: tuple[Any, Any], space: dict, options: O
     search = SearchSpec(generations, k, max(1, int(quantile * members)), perturb, float(resample_probability), metric,
                      tuple((n, s if isinstance(s, (Uniform, LogUniform)) else tuple(np.asarray(s).tolist()))
                            for n, s in sources.items()))
-    members_in = {n: plan.members.get(n, jnp.asarray(initial[n])) for n in initial}  # the explored ones (plan.members may hold more)
+    # the explored settings (a penalty that starts at 0 everywhere is not in plan.members)
+    members_in = {n: plan.members.get(n, jnp.asarray(initial[n])) for n in initial}
     fixed = {n: v for n, v in plan.members.items() if n not in initial}
     settings_out, scores, parents, history, last = _compiled(
         search, _Static(plan), plan.arrays, plan.keys, {**fixed, **members_in}, plan.ts,
