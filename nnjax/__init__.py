@@ -53,6 +53,7 @@ MODULES = {
     "population": "nnjax.train.population",
     "parallel": "nnjax.train.parallel",
     "sweeps": "nnjax.train.sweeps",
+    "search": "nnjax.train.search",
     "metrics": "nnjax.report.metrics",
     "diagnose": "nnjax.report.diagnosis",
     "plots": "nnjax.report.plots",
@@ -100,6 +101,8 @@ NAMES = {
     "select": "nnjax.train.population",
     "SweepResult": "nnjax.train.sweeps",
     "sweep": "nnjax.train.sweeps",
+    "lr_find": "nnjax.train.search",
+    "pbt": "nnjax.train.search",
 }
 
 # A module path that is also a function's name: ``nnjax.diagnose`` is the module of earlier

@@ -37,7 +37,7 @@ def check_args(args: argparse.Namespace) -> None:
     check(args.progress_every >= 0, "--progress-every", "an integer >= 0", args.progress_every)
     check(args.early_stopping >= 0, "--early-stopping", "a patience >= 0 (0: off)", args.early_stopping)
     try:
-        checks.check_optimizer(learning_rate=args.lr, momentum=args.momentum, clip_norm=args.clip_norm,
+        checks.check_optimizer(learning_rate=None if args.lr == "auto" else args.lr, momentum=args.momentum, clip_norm=args.clip_norm,
                                clip_value=args.clip_value, names=FLAG_NAMES)
         # --decay-epochs and --warmup-epochs count epochs; every schedule's are checked, used or not
         checks.check_schedule(decay_rate=args.decay_rate, decay_steps=args.decay_epochs,

@@ -47,6 +47,16 @@ def _fmt() -> type:
 
 _SWITCH = {"action": "store_true"}
 
+
+def _rate(text: str) -> float | str:
+    """``--lr``: a number, or "auto" (the learning-rate range test chooses)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
 #: nnjax train's flags by group: (flag, argparse options, help).
 TRAIN_FLAGS = {
     "data": [
@@ -83,7 +93,8 @@ TRAIN_FLAGS = {
         ("--loss", {"default": "auto", "metavar": "NAME"}, "mse, softmax_cross_entropy, binary_cross_entropy, hinge; "
          "auto: softmax cross-entropy for classes, mse for regression"),
         ("--optimizer", {"default": "adam", "metavar": "NAME"}, ", ".join(optimizers.OPTIMIZERS)),
-        ("--lr", {"type": float, "default": 1e-3, "metavar": "RATE"}, "learning rate (peak rate of a schedule)"),
+        ("--lr", {"type": _rate, "default": 1e-3, "metavar": "RATE"},
+         "learning rate (peak rate of a schedule); auto: the range test's suggestion (nnjax.lr_find), printed"),
         ("--momentum", {"type": float, "default": 0.9, "metavar": "M"}, "for momentum and nesterov"),
         ("--schedule", {"default": "constant", "metavar": "NAME"}, ", ".join(optimizers.SCHEDULES)),
         ("--decay-rate", {"type": float, "default": 0.5, "metavar": "F"}, "factor of the exponential/step schedules"),

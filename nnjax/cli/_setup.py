@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import re
+import sys
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -126,6 +127,25 @@ def _optimizer(args: argparse.Namespace, steps_per_epoch: int) -> Any:
                        clip_value=args.clip_value)
 
 
+def _factory(args: argparse.Namespace) -> Any:
+    """The optimizer as a factory of its learning rate (what the range test sets)."""
+    return lambda rate: optim.build(args.optimizer, rate, momentum=args.momentum, clip_norm=args.clip_norm,
+                                    clip_value=args.clip_value)
+
+
+def _auto_rate(args: argparse.Namespace, net: MLP, data: tuple, options: Options) -> float:
+    """``--lr auto``: the learning-rate range test's suggestion for this run, said on stderr."""
+    import jax
+
+    from nnjax.train.search import lr_range
+
+    found = lr_range.lr_find(jax.random.fold_in(jax.random.key(args.seed), 0x1F), net, data, options,
+                             learning_rate=None)
+    print(f"--lr auto: chose {found.suggestion:.3g} (band {found.band[0]:.3g}..{found.band[1]:.3g} over "
+          f"{len(found.suggestions)} seeds; {found.rule})", file=sys.stderr)
+    return float(f"{found.suggestion:.3g}")
+
+
 def load_splits(args: argparse.Namespace) -> tuple[Any, dict, dict]:
     """Checks the arguments, loads the data and splits it: ``(dataset, source, {split: (x_raw, y)})``."""
     check_args(args)
@@ -160,7 +180,10 @@ def make_setup(args: argparse.Namespace) -> Setup:
         validation = (xv, prep.targets(yv))
     # --early-stopping 0 is the command line's "off" (the API's is None)
     stopping = EarlyStopping(patience=args.early_stopping, min_delta=args.min_delta) if args.early_stopping else None
-    options = Options(loss=loss, optimizer=_optimizer(args, steps), epochs=args.epochs, batch_size=args.batch_size,
+    options = Options(loss=loss, optimizer=_factory(args), epochs=args.epochs, batch_size=args.batch_size,
                       l1=args.l1, l2=args.l2, drop_last=args.drop_last, early_stopping=stopping, validation=validation)
+    if args.lr == "auto":  # the range test chooses; the run (and its saved config) gets a number
+        args.lr = _auto_rate(args, net, (splits["train"][0], prep.targets(splits["train"][1])), options)
+    options = options.replace(optimizer=_optimizer(args, steps))
     source.update(n=len(dataset.x), task=dataset.task, n_features=prep.n_features)
     return Setup(args, source, prep, splits, net, options)

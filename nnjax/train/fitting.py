@@ -242,7 +242,8 @@ def fit(key: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options |
         :class:`nnjax.tensorboard.Writer`; or a list of these. A callable or hook that returns
         :class:`nnjax.train.runner.Stop` ends training at that chunk boundary.
       **settings: the fields of :class:`~nnjax.train.options.Options`: ``loss``, ``optimizer``,
-        ``epochs`` and ``batch_size`` (required), ``learning_rate``, ``l1``, ``l2``, ``dropout``,
+        ``epochs`` and ``batch_size`` (required), ``learning_rate`` (also "auto": the suggestion
+        of :func:`nnjax.lr_find` with these settings, logged on the ``nnjax`` logger), ``l1``, ``l2``, ``dropout``,
         ``validation``, ``sample_weight``, ``class_weight``, ``drop_last``, ``early_stopping``,
         ``on_nonfinite``, ``clip_norm``, ``clip_value``, ``diagnostics``, ``shuffle``,
         ``batch_sharding``; each is described there.
@@ -261,6 +262,11 @@ def fit(key: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options |
         naming the argument, the expectation and what came.
       TypeError: for a setting of the wrong type or an unknown keyword.
     """
+    if isinstance(settings.get("learning_rate"), str) and settings["learning_rate"] == "auto":
+        from nnjax.train.search import lr_range  # here: the search module imports this one
+
+        settings["learning_rate"] = lr_range.auto_rate(resume.key if key is None and resume is not None else key,
+                                                       net, data, options, **settings)
     p = plan(key, net, data, options, params=params, resume=resume, **settings)
     if not progress or not _is_concrete(p.key, p.data, p.reg, p.ts):
         return p.run(p.ts)
