@@ -67,3 +67,31 @@ def test_compacted_survivor_matches_an_uncompacted_run(blobs):
     np.testing.assert_allclose(out.best.history["val_loss"], ref.history["val_loss"], rtol=1e-4, atol=1e-6)
     for a, b in zip(jax.tree.leaves(out.best.params), jax.tree.leaves(ref.params)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_resume_after_a_rung_is_bit_for_bit(blobs, tmp_path, monkeypatch):
+    from nnjax.train.search import halving
+    whole = _search(blobs)
+    real, calls = halving.fit_population, []
+
+    def stop_after_first_rung(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    run = lambda: successive_halving(jax.random.key(0), nnjax.MLP((2, 8, 1), output="sigmoid"), blobs,
+                                     {"learning_rate": "1e-3:1", "l2": "0,1e-3"}, members=9, min_epochs=1,
+                                     max_epochs=9, metric="val_loss", validation=blobs, directory=tmp_path, **SETTINGS)
+    monkeypatch.setattr(halving, "fit_population", stop_after_first_rung)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(halving, "fit_population", real)
+    resumed = run()
+    assert resumed.leaderboard == whole.leaderboard
+    for a, b in zip(jax.tree.leaves(resumed.best.params), jax.tree.leaves(whole.best.params)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="^directory: expected"):
+        successive_halving(jax.random.key(0), nnjax.MLP((2, 8, 1), output="sigmoid"), blobs,
+                           {"learning_rate": "1e-3:1"}, members=9, min_epochs=1, max_epochs=9,
+                           validation=blobs, directory=tmp_path, **SETTINGS)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
 
+import os
+import pickle
+
 import jax
 import numpy as np
 
@@ -67,13 +70,18 @@ def _gather(tree: Any, index: np.ndarray) -> Any:
 def successive_halving(key: jax.Array, net: Any, data: tuple[Any, Any], space: Mapping[str, Any],
                        options: Options | None = None, *, members: int, min_epochs: int, max_epochs: int,
                        eta: int = 3, metric: str = "val_loss", seeds: int = 1, method: str = "random",
-                       **settings: Any) -> HalvingResult:
+                       directory: str | os.PathLike | None = None, **settings: Any) -> HalvingResult:
     """Successive halving of ``members`` settings x ``seeds`` seeds, deterministic from ``key``.
 
     Settings are drawn from ``space`` (:func:`nnjax.search.sample`, with ``fold_in(key, 0)``);
     seed ``s`` trains with ``fold_in(key, 1 + s)`` for every setting (common random numbers).
     ``options``/``settings`` are :func:`nnjax.fit_population`'s (``validation=`` is needed for a
     ``val_*`` metric; ``epochs`` is taken from the rungs).
+
+    With ``directory``, the search state (survivors, their training state, scores, histories) is
+    saved there after every rung (``halving.pkl``); calling again with the same arguments and
+    directory continues after the last saved rung, bit for bit the uninterrupted search.
+    A saved search made with other members, rungs or seeds is refused.
     """
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds: expected a positive integer, got {seeds!r}")
@@ -89,8 +97,21 @@ def successive_halving(key: jax.Array, net: Any, data: tuple[Any, Any], space: M
     alive = ids.copy()
     state, histories = None, {int(i): [] for i in ids}
     scores = {int(i): [] for i in ids}
-    done = 0
+    done, first = 0, 0
+    stamp = {"members": n, "seeds": seeds, "rungs": ends, "eta": eta, "metric": metric,
+             "settings": {k: v.tolist() for k, v in per.items()}}
+    path = None if directory is None else os.path.join(os.fspath(directory), "halving.pkl")
+    if path is not None and os.path.exists(path):
+        with open(path, "rb") as f:
+            saved = pickle.load(f)
+        if saved["stamp"] != stamp:
+            raise ValueError(f"directory: expected a search with the same members, rungs, seeds and settings, "
+                             f"got a different one saved in {path}")
+        first, done, alive, state = saved["rung"] + 1, saved["done"], saved["alive"], saved["state"]
+        scores, histories, result = saved["scores"], saved["histories"], saved["result"]
     for r, end in enumerate(ends):
+        if r < first:
+            continue
         member_settings = {k: v[alive] for k, v in per.items()}
         result = fit_population(keys[alive] if state is None else None, net, data, options,
                                 resume=state, epochs=end - done, **member_settings)
@@ -99,13 +120,18 @@ def successive_halving(key: jax.Array, net: Any, data: tuple[Any, Any], space: M
         for j, i in enumerate(alive):
             scores[int(i)].append(float(s[j]))
             histories[int(i)].append(jax.tree.map(lambda a: np.asarray(a[j]), result.history))
-        if r == len(ends) - 1:
-            break
-        keep = max(1, len(alive) // eta)
-        rank = np.where(np.isnan(s), np.inf, -s if maximise else s)
-        order = np.argsort(rank, kind="stable")[:keep]
-        order = np.sort(order)  # survivors keep their member order
-        alive, state = alive[order], _gather(result, order)
+        if r < len(ends) - 1:
+            keep = max(1, len(alive) // eta)
+            rank = np.where(np.isnan(s), np.inf, -s if maximise else s)
+            order = np.argsort(rank, kind="stable")[:keep]
+            order = np.sort(order)  # survivors keep their member order
+            alive, state = alive[order], _gather(result, order)
+        if path is not None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".tmp", "wb") as f:
+                pickle.dump({"stamp": stamp, "rung": r, "done": done, "alive": alive, "state": state,
+                             "scores": scores, "histories": histories, "result": result}, f)
+            os.replace(path + ".tmp", path)
     final = member_scores(result, metric)
     winner = int(np.nanargmax(final) if maximise else np.nanargmin(final)) if np.isfinite(final).any() else 0
     best_id = int(alive[winner])
