@@ -95,3 +95,41 @@ def test_resume_after_a_rung_is_bit_for_bit(blobs, tmp_path, monkeypatch):
         successive_halving(jax.random.key(0), nnjax.MLP((2, 8, 1), output="sigmoid"), blobs,
                            {"learning_rate": "1e-3:1"}, members=9, min_epochs=1, max_epochs=9,
                            validation=blobs, directory=tmp_path, **SETTINGS)
+
+
+def _cli(argv):
+    from nnjax.cli import main
+    return main([str(a) for a in argv])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr", "1e-1:1e-4"], "--lr: expected low < high"),
+    (["--l2", "a,b"], "--l2: expected a number"),
+    (["--method", "bayes"], "--method: expected one of halving, grid, random"),
+    (["--min-epochs", "9", "--epochs", "3"], "--min-epochs: expected at most"),
+    (["--eta", "1"], "--eta: expected an integer >= 2"),
+])
+def test_tune_refuses_bad_ranges_and_budgets_in_one_line(flags, message, tmp_path, capsys):
+    assert _cli(["tune", "--dataset", "xor", "--out", tmp_path / "run", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_tune_best_run_predicts_as_nnjax_predict_does(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _cli(["tune", "--dataset", "blobs", "--hidden", "4", "--epochs", "3", "--members", "3", "--batch-size", "16",
+                 "--lr", "1e-2:1e-1", "--out", run, "--quiet"]) == 0
+    import json
+    rows = json.loads((run / "leaderboard.json").read_text())
+    assert len(rows) == 3 and rows[0]["epochs"] == 3 and (run / "leaderboard.csv").read_text().count("\n") == 4
+    assert _cli(["predict", run / "best", "--dataset", "blobs", "--out", tmp_path / "p.csv"]) == 0
+    model = nnjax.load(run / "best")
+    x = nnjax.data.load_dataset("blobs").x
+    import csv
+    with open(tmp_path / "p.csv") as f:
+        rows = list(csv.DictReader(f))
+    predicted = np.asarray(model.predict(x)).ravel()
+    column = [k for k in rows[0] if "predict" in k or k in ("y", "label", "class")][0]
+    assert len(rows) == len(x)
+    np.testing.assert_array_equal(np.asarray([float(r[column]) for r in rows]), predicted.astype(float))
