@@ -122,6 +122,7 @@ def test_tune_best_run_predicts_as_nnjax_predict_does(tmp_path, capsys):
                  "--lr", "1e-2:1e-1", "--out", run, "--quiet"]) == 0
     import json
     rows = json.loads((run / "leaderboard.json").read_text())
+    assert (run / "validation_curves.png").stat().st_size and (run / "score_vs_settings.png").stat().st_size
     assert len(rows) == 3 and rows[0]["epochs"] == 3 and (run / "leaderboard.csv").read_text().count("\n") == 4
     assert _cli(["predict", run / "best", "--dataset", "blobs", "--out", tmp_path / "p.csv"]) == 0
     model = nnjax.load(run / "best")

@@ -98,6 +98,14 @@ def tune(args: argparse.Namespace) -> int:
     out = METHODS[args.method](jax.random.key(args.seed), setup, space, args, run_dir / "search")
     seconds = time.perf_counter() - start
     _write_leaderboard(run_dir, out.leaderboard)
+    if not args.no_plots:
+        from nnjax.report import plots
+
+        ends = sorted({r["epochs"] for r in out.leaderboard})
+        ends = halving.rungs(args.min_epochs, args.epochs, args.eta) if args.method == "halving" else ends
+        plots.plot_search_curves(out.leaderboard, ends, metric=out.metric, path=run_dir / "validation_curves.png")
+        plots.plot_score_vs_settings(out.leaderboard, list(space), metric=out.metric,
+                                     path=run_dir / "score_vs_settings.png")
     best = out.leaderboard[0]
     # the best member as an ordinary run: nnjax train with its settings (evaluate/predict/load open it)
     best_args = argparse.Namespace(**{**vars(base), "lr": best["learning_rate"], "l2": best.get("l2", 0.0),
