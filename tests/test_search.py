@@ -119,7 +119,8 @@ def test_tune_refuses_bad_ranges_and_budgets_in_one_line(flags, message, tmp_pat
 def test_tune_best_run_predicts_as_nnjax_predict_does(tmp_path, capsys):
     run = tmp_path / "run"
     assert _cli(["tune", "--dataset", "blobs", "--hidden", "4", "--epochs", "3", "--members", "3", "--batch-size", "16",
-                 "--lr", "1e-2:1e-1", "--out", run, "--quiet"]) == 0
+                 "--lr", "1e-2:1e-1", "--out", run]) == 0
+    assert "rung 2/2: 1 members at 3 epochs; best val_accuracy" in capsys.readouterr().out
     import json
     rows = json.loads((run / "leaderboard.json").read_text())
     assert (run / "validation_curves.png").stat().st_size and (run / "score_vs_settings.png").stat().st_size

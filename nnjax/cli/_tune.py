@@ -24,11 +24,19 @@ from nnjax.train.search import halving, space as space_lib
 _SETTING = {"lr": "learning_rate", "l2": "l2", "dropout": "dropout"}
 
 
+def _progress(args: argparse.Namespace, metric: str) -> Callable | None:
+    if args.quiet or args.json:
+        return None
+    return lambda r, n, members, epochs, best: print(
+        f"rung {r + 1}/{n}: {members} members at {epochs} epochs; best {metric} {best:.4f}", flush=True)
+
+
 def _halving(key, setup, space, args, directory) -> Any:
     metric = "val_accuracy" if setup.prep.task == "classification" else "val_loss"
     return halving.successive_halving(key, setup.net, setup.data, space, setup.options, members=args.members,
                                       min_epochs=args.min_epochs, max_epochs=args.epochs, eta=args.eta,
-                                      metric=metric, seeds=args.seeds, method="random", directory=directory)
+                                      metric=metric, seeds=args.seeds, method="random", directory=directory,
+                                      on_rung=_progress(args, metric))
 
 
 def _one_rung(method: str) -> Callable:
@@ -36,7 +44,8 @@ def _one_rung(method: str) -> Callable:
         metric = "val_accuracy" if setup.prep.task == "classification" else "val_loss"
         return halving.successive_halving(key, setup.net, setup.data, space, setup.options, members=args.members,
                                           min_epochs=args.epochs, max_epochs=args.epochs, metric=metric,
-                                          seeds=args.seeds, method=method, directory=directory)
+                                          seeds=args.seeds, method=method, directory=directory,
+                                          on_rung=_progress(args, metric))
     return run
 
 

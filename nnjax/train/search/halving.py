@@ -70,7 +70,8 @@ def _gather(tree: Any, index: np.ndarray) -> Any:
 def successive_halving(key: jax.Array, net: Any, data: tuple[Any, Any], space: Mapping[str, Any],
                        options: Options | None = None, *, members: int, min_epochs: int, max_epochs: int,
                        eta: int = 3, metric: str = "val_loss", seeds: int = 1, method: str = "random",
-                       directory: str | os.PathLike | None = None, **settings: Any) -> HalvingResult:
+                       directory: str | os.PathLike | None = None, on_rung: Any = None,
+                       **settings: Any) -> HalvingResult:
     """Successive halving of ``members`` settings x ``seeds`` seeds, deterministic from ``key``.
 
     Settings are drawn from ``space`` (:func:`nnjax.search.sample`, with ``fold_in(key, 0)``);
@@ -82,6 +83,7 @@ def successive_halving(key: jax.Array, net: Any, data: tuple[Any, Any], space: M
     saved there after every rung (``halving.pkl``); calling again with the same arguments and
     directory continues after the last saved rung, bit for bit the uninterrupted search.
     A saved search made with other members, rungs or seeds is refused.
+    ``on_rung(rung, rungs, members, epochs, best_score)`` is called after every rung (progress).
     """
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds: expected a positive integer, got {seeds!r}")
@@ -120,6 +122,10 @@ def successive_halving(key: jax.Array, net: Any, data: tuple[Any, Any], space: M
         for j, i in enumerate(alive):
             scores[int(i)].append(float(s[j]))
             histories[int(i)].append(jax.tree.map(lambda a: np.asarray(a[j]), result.history))
+        if on_rung is not None:
+            finite = s[np.isfinite(s)]
+            on_rung(r, len(ends), len(alive), end,
+                    float((finite.max() if maximise else finite.min()) if finite.size else np.nan))
         if r < len(ends) - 1:
             keep = max(1, len(alive) // eta)
             rank = np.where(np.isnan(s), np.inf, -s if maximise else s)
