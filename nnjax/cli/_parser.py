@@ -163,7 +163,30 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Write predictions of a run's model as CSV.")
     _add_model_flags(predict, "predict")
     predict.add_argument("--out", metavar="FILE", help="the CSV to write (default: stdout)")
+    _add_tune_flags(sub.add_parser("tune", help="search hyper-parameters and save the best run", formatter_class=_fmt(),
+                                   description="Search ranges of --lr, --l2 and --dropout (successive halving by "
+                                               "default); writes a leaderboard and the best member as a run."))
     return parser
+
+
+_RANGES = {"lr": "1e-4:1e-1", "l2": "0", "dropout": "0"}
+
+
+def _add_tune_flags(p: argparse.ArgumentParser) -> None:
+    _add_train_flags(p)
+    for action in p._actions:  # noqa: SLF001 - the range flags take text: 1e-4:1e-1 or 0,1e-4,1e-3
+        if action.dest in _RANGES:
+            action.type, action.default = str, _RANGES[action.dest]
+            action.help = f"{action.help}: a range low:high (log when both > 0 and 10x apart) or choices a,b,c"
+        if action.dest == "epochs":
+            action.default, action.help = 27, "epochs of the longest-trained members (the last rung)"
+        if action.dest == "resume":
+            action.help = "continue the search in DIR after its last finished rung"
+    search = p.add_argument_group("search")
+    search.add_argument("--method", default="halving", metavar="NAME", help="halving, grid or random")
+    search.add_argument("--members", type=int, default=27, metavar="N", help="settings to start (times --seeds)")
+    search.add_argument("--min-epochs", type=int, default=1, metavar="N", help="epochs of the first rung (halving)")
+    search.add_argument("--eta", type=int, default=3, metavar="N", help="keep the best 1/eta of the members per rung")
 
 
 def _train_subparser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -201,6 +224,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command is None:
         raise UsageError("expected a command: train, evaluate or predict (see 'nnjax --help')")
+    if args.command == "tune":
+        return args
     if args.command == "train" and args.from_intact and not args.resume:
         raise UsageError("--from-intact: expected it with --resume DIR, got it without")
     if args.command == "train" and (args.resume or args.config):

@@ -117,14 +117,22 @@ def _split(args: argparse.Namespace, dataset: Any) -> dict:
     return dict(zip(names, parts))
 
 
+def optimizer_factory(args: argparse.Namespace, steps_per_epoch: int) -> Any:
+    """The flags' optimizer as a factory ``learning_rate -> optax transformation`` (``--lr`` is the
+    peak rate of ``--schedule``): one per member of a search, the rate traced."""
+    def build(lr: Any) -> Any:
+        rate = optim.build_schedule(args.schedule, lr, steps=args.epochs * steps_per_epoch,
+                                    decay_rate=args.decay_rate, decay_steps=args.decay_epochs * steps_per_epoch,
+                                    warmup_steps=args.warmup_epochs * steps_per_epoch)
+        return optim.build(args.optimizer, rate, momentum=args.momentum, clip_norm=args.clip_norm,
+                           clip_value=args.clip_value)
+    return build
+
+
 def _optimizer(args: argparse.Namespace, steps_per_epoch: int) -> Any:
     # check_args checked every number under its flag's name; the table builds without checking again.
-    rate = optim.build_schedule(args.schedule, args.lr, steps=args.epochs * steps_per_epoch,
-                                decay_rate=args.decay_rate, decay_steps=args.decay_epochs * steps_per_epoch,
-                                warmup_steps=args.warmup_epochs * steps_per_epoch)
     # A new object per run is fine: fit compares optimizers by what they compute (optim.by_value).
-    return optim.build(args.optimizer, rate, momentum=args.momentum, clip_norm=args.clip_norm,
-                       clip_value=args.clip_value)
+    return optimizer_factory(args, steps_per_epoch)(args.lr)
 
 
 def _factory(args: argparse.Namespace) -> Any:

@@ -27,7 +27,7 @@ import numpy as np
 from nnjax._base.files import atomic_write
 
 __all__ = ["confusion_matrix", "plot_confusion_matrix", "plot_gradient_norms", "plot_history", "plot_lr_find",
-           "save_figure"]
+           "plot_score_vs_settings", "plot_search_curves", "save_figure"]
 
 _METRIC_PANELS = (("accuracy", "accuracy"), ("r2", "R^2"), ("mse", "MSE"))
 
@@ -262,4 +262,41 @@ def plot_lr_find(found: Any, *, path: Any = None, title: str | None = None) -> A
     ax.set_title(title or "learning-rate range test")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
+    return _finish(fig, path)
+
+
+def plot_search_curves(leaderboard: Sequence[dict], rungs: Sequence[int], *, metric: str = "score",
+                       path: Any = None, title: str | None = None) -> Any:
+    """Every member's validation score at the end of each rung it reached (x: epochs trained).
+
+    Args:
+      leaderboard: rows with ``scores`` (one per rung reached), as :func:`nnjax.successive_halving` returns.
+      rungs: cumulative epochs at the end of each rung (:func:`nnjax.search.rungs`).
+    """
+    fig = _figure(6.0, 4.0)
+    ax = fig.subplots()
+    for row in leaderboard:
+        ax.plot(list(rungs)[:len(row["scores"])], row["scores"], marker="o", alpha=0.5, lw=1)
+    ax.set_xlabel("epochs trained")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{len(leaderboard)} members: {metric} at each rung")
+    return _finish(fig, path)
+
+
+def plot_score_vs_settings(leaderboard: Sequence[dict], names: Sequence[str], *, metric: str = "score",
+                           path: Any = None, title: str | None = None) -> Any:
+    """One panel per hyper-parameter: each member's last score against its value (log axis when
+    the values are positive and span a factor 10 or more); members that reached more rungs darker."""
+    fig = _figure(3.2 * max(1, len(names)), 3.2)
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(names))))
+    depth = np.array([len(r["scores"]) for r in leaderboard], float)
+    shade = 0.25 + 0.75 * depth / max(depth.max(), 1.0)
+    for ax, name in zip(axes, names):
+        values = np.array([r[name] for r in leaderboard], float)
+        ax.scatter(values, [r["score"] for r in leaderboard], c=shade, cmap="Blues", vmin=0, vmax=1, s=18)
+        if values.min() > 0 and values.max() >= 10 * values.min():
+            ax.set_xscale("log")
+        ax.set_xlabel(name)
+    axes[0].set_ylabel(metric)
+    fig.suptitle(title or f"{metric} against each hyper-parameter")
     return _finish(fig, path)
