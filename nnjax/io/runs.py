@@ -32,6 +32,7 @@ import functools
 import io
 import json
 import math
+import os
 import pathlib
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -47,8 +48,10 @@ __all__ = [
     "Preprocessing",
     "file_digest",
     "history_table",
+    "is_run",
     "plain",
     "read_json",
+    "run_containing",
     "score",
     "score_splits",
     "write_history",
@@ -91,6 +94,28 @@ def _jsonable(value: Any) -> Any:
 def plain(value: Any) -> Any:
     """``value`` as plain JSON values: arrays to (nested) lists, NaN and infinities to None."""
     return _jsonable(value)
+
+
+def is_run(directory: Any) -> bool:
+    """Whether ``directory`` is a run directory: its ``config.json`` with ``preprocessing.json``
+    or ``checkpoints/``, or the lock of a run being written."""
+    directory = pathlib.Path(directory)
+    if (directory / files.LOCK).exists():
+        return True
+    return (directory / CONFIG).is_file() and ((directory / PREPROCESSING).is_file()
+                                               or (directory / CHECKPOINTS).is_dir())
+
+
+def run_containing(path: Any, *, itself: bool = True) -> pathlib.Path | None:
+    """The run directory ``path`` lies in (symbolic links followed), or None.
+
+    With ``itself=False`` only the directories above ``path`` count (a run's own directory does not).
+    """
+    path = pathlib.Path(os.path.realpath(pathlib.Path(path).absolute()))
+    for directory in ([path] if itself else []) + list(path.parents):
+        if directory.is_dir() and is_run(directory):
+            return directory
+    return None
 
 
 def file_digest(path: Any) -> str:
