@@ -20,8 +20,8 @@ import stat
 import tempfile
 from typing import IO, Any, Callable, Iterator
 
-__all__ = ["LOCK", "DirectoryLock", "Locked", "WriteError", "atomic_write", "check_writable_file", "file_digest", "kind",
-           "locked"]
+__all__ = ["LOCK", "DirectoryLock", "Locked", "WriteError", "atomic_write", "check_writable_file", "file_digest", "holder",
+           "kind", "locked"]
 
 
 class WriteError(OSError):
@@ -194,6 +194,24 @@ class DirectoryLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def holder(directory: Any) -> str | None:
+    """Who holds ``directory``'s lock ("another process (pid N)"), or None when nobody does;
+    creates nothing."""
+    import fcntl
+
+    try:
+        fd = os.open(pathlib.Path(directory) / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _read_holder(fd)
+    finally:
+        os.close(fd)
+    return None
 
 
 def _read_holder(fd: int) -> str:

@@ -336,14 +336,17 @@ def _claim_new(run_dir: pathlib.Path) -> tuple[files.DirectoryLock, bool]:
     except OSError as err:
         raise UsageError(f"--out: cannot write in {str(run_dir)!r} ({err.strerror or type(err).__name__})") from None
     try:
-        _check_not_empty(run_dir)  # again, holding the lock: another run may have come and gone
+        _check_not_empty(run_dir, locked=True)  # again, holding the lock: another run may have come and gone
     except UsageError:
         lock.release()
         raise
     return lock, created
 
 
-def _check_not_empty(run_dir: pathlib.Path) -> None:
+def _check_not_empty(run_dir: pathlib.Path, locked: bool = False) -> None:
+    held = files.holder(run_dir) if run_dir.is_dir() and not locked else None
+    if held is not None:
+        raise UsageError(f"--out: {run_dir} is in use by {held}; choose another directory")
     if run_dir.exists() and (not run_dir.is_dir() or any(p.name != files.LOCK for p in run_dir.iterdir())):
         raise UsageError(f"--out: {str(run_dir)!r} exists and is not empty; choose another directory or "
                          f"continue it with --resume {run_dir}")

@@ -227,7 +227,7 @@ class Preprocessing(NamedTuple):
             if bad.any():
                 row, column = (int(i) for i in np.argwhere(bad)[0])
                 raise ValueError(f"features: expected finite values within float32's range like the training data, "
-                                 f"got {x[row, column]!r} in column {self.feature_names[column]!r} (row {row + 1})")
+                                 f"got {float(x[row, column])!r} in column {self.feature_names[column]!r} (row {row + 1})")
         from nnjax.data.encoding import Standardizer  # see fit
 
         return Standardizer(self.mean, self.scale).transform(x)
