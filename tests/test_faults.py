@@ -417,3 +417,74 @@ def test_checkpoint_save_refuses_max_to_keep_zero(run20, tmp_path):
         with pytest.raises(ValueError, match="max_to_keep: expected an integer >= 1 or None"):
             checkpoint.save(tmp_path, result, max_to_keep=bad)
     assert not tmp_path.exists() or checkpoint.steps(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Messages that name the culprit
+
+
+def test_a_csv_that_is_not_utf8_is_named(tmp_path, capsys):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("a,b,label\n1,2,caf\u00e9\n3,4,x\n".encode("latin-1"))
+    code = main(["train", "--data", str(path), "--target", "label", *XOR[2:], "--out", str(tmp_path / "run")])
+    _one_line(code, capsys.readouterr().err, f"{path}: expected UTF-8 text, got the byte 0xe9")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_damaged_preprocessing_file_is_named(run_copy, rows, capsys):
+    import json
+
+    prep = json.loads((run_copy / "preprocessing.json").read_text())
+    prep["mean"] = prep["mean"][:1]
+    (run_copy / "preprocessing.json").write_text(json.dumps(prep))
+    for command in (["predict", str(run_copy), "--data", str(rows)], ["evaluate", str(run_copy), "--dataset", "xor"]):
+        _one_line(main(command), capsys.readouterr().err, "preprocessing.json", "mean has 1 values for 2 features")
+
+
+def test_a_population_without_a_valid_best_member_is_refused_not_guessed(tmp_path, capsys):
+    import json
+
+    run = tmp_path / "population"
+    assert main(["train", *XOR, "--epochs", "2", "--seeds", "2", "--out", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "best_member": 5}))
+    _one_line(main(["evaluate", str(run), "--dataset", "xor"]), capsys.readouterr().err,
+              "metrics.json: expected best_member in [0, 2)", "got 5")
+    (run / "metrics.json").unlink()
+    _one_line(main(["evaluate", str(run), "--dataset", "xor"]), capsys.readouterr().err,
+              "--member: expected a member in [0, 2)", "metrics.json", "missing")
+    assert main(["evaluate", str(run), "--dataset", "xor", "--member", "1"]) == 0
+
+
+def test_a_read_only_compilation_cache_is_one_line(tmp_path, monkeypatch, capsys):
+    from nnjax._base import cache
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(cache.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(cache, "_done", False)
+    monkeypatch.setenv("NNJAX_CACHE_DIR", str(tmp_path / "cache"))
+    assert cache.enabled_directory() is None
+    try:
+        assert cache.enable_default() is None  # off, not half on
+    finally:
+        jax.config.update("jax_compilation_cache_dir", None)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "compilation cache off" in err and "Read-only file system" in err, err
+
+
+def test_tensorboard_leaves_out_nan_scalars_without_a_word(tmp_path, capfd):
+    pytest.importorskip("tensorboardX")
+    from nnjax.report.tensorboard import Writer
+
+    history = {"epoch": np.array([1, 2], np.int32), "loss": np.array([0.5, np.nan], np.float32),
+               "saturation": np.array([[np.nan, 0.25], [np.nan, 0.5]], np.float32)}
+    with Writer(tmp_path) as writer:
+        writer.write_history(history)
+    assert capfd.readouterr().err == ""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path)).Reload()
+    assert sorted(events.Tags()["scalars"]) == ["loss", "saturation/1"]
+    assert [e.value for e in events.Scalars("loss")] == [0.5]

@@ -188,6 +188,26 @@ class Preprocessing(NamedTuple):
         return cls(task, record.name, tuple(str(f) for f in feature_names), _floats(scaler.mean),
                    _floats(scaler.scale), str(target), tuple(str(c) for c in class_names), y_mean, y_scale)
 
+    def check(self, where: str = "preprocessing") -> Preprocessing:
+        """Checks that the fields agree (one mean and scale per feature, ...), as a file read back must.
+
+        Raises:
+          ValueError: naming ``where`` and the fields that disagree.
+        """
+        n = len(self.feature_names)
+        problems = [f"{field} has {len(getattr(self, field))} values for {n} features"
+                    for field in ("mean", "scale") if len(getattr(self, field)) != n]
+        if len(self.y_mean) != len(self.y_scale):
+            problems.append(f"y_mean has {len(self.y_mean)} values and y_scale {len(self.y_scale)}")
+        if any(not math.isfinite(v) for v in (*self.mean, *self.scale, *self.y_mean, *self.y_scale)):
+            problems.append("a mean or scale is not a finite number")
+        if any(v <= 0 for v in (*self.scale, *self.y_scale)):
+            problems.append("a scale is not > 0")
+        if problems:
+            raise ValueError(f"{where}: expected one mean and scale per feature as nnjax train writes them, got "
+                             f"{'; '.join(problems)}")
+        return self
+
     @property
     def record(self) -> Any:
         """The loss's :class:`nnjax.losses.Loss`: what encodes targets and decodes outputs."""
