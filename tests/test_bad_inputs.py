@@ -8,6 +8,7 @@ stderr starting ``nnjax: error:``, no traceback, and no run directory left behin
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import jax
@@ -186,6 +187,10 @@ API = {
     "estimator max_iter 0": (lambda: classifier(max_iter=0), ValueError, "max_iter"),
     "estimator validation_fraction 1": (lambda: classifier(early_stopping=True, validation_fraction=1.0),
                                         ValueError, "validation_fraction"),
+    "fit learning_rate beyond float32": (lambda: fit(learning_rate=1e308), ValueError, "learning_rate"),
+    "fit l2 beyond float32": (lambda: fit(l2=1e39), ValueError, "l2"),
+    "checkpoint max_to_keep 0": (lambda: nnjax.checkpoint.save(pathlib.Path("unused"), _Resumed.get(), max_to_keep=0),
+                                 ValueError, "max_to_keep"),
     "regressor learning_rate_init 0": (lambda: MLPRegressor(learning_rate_init=0.0).fit(X, X[:, 0]), ValueError,
                                        "learning_rate_init"),
 }
@@ -254,6 +259,19 @@ CLI = {
     "--from-intact alone": (["--from-intact"], "--from-intact"),
     "--resume no run": (["--resume", "{tmp}/nowhere"], "--resume"),
     "--config missing": (["--config", "{tmp}/nowhere.json"], "--config"),
+    "--lr beyond float32": (["--lr", "1e308"], "--lr"),
+    "--l2 beyond float32": (["--l2", "1e39"], "--l2"),
+    "--seed 2**70": (["--seed", str(2**70)], "--seed"),
+    "--hidden beyond memory": (["--hidden", "100000000000"], "--hidden"),
+    "--out ''": (["--out", ""], "--out: expected a path"),
+    "--data ''": (["--data", ""], "--data: expected a path"),
+    "--tensorboard a file": (["--tensorboard", "{tmp}/one.csv"], "--tensorboard: expected a directory"),
+    "--out inside a run": (["--out", "{tmp}/run_dir/checkpoints/99"], "inside the run"),
+    "--config epochs 2.7": (["--config", "{tmp}/epochs_2.7.json"], "--config: --epochs: expected an integer"),
+    "--config epochs true": (["--config", "{tmp}/epochs_true.json"], "--config: --epochs: expected an integer"),
+    "--config epochs null": (["--config", "{tmp}/epochs_null.json"], "--config: --epochs: expected a value"),
+    "--config batch_norm 'yes'": (["--config", "{tmp}/switch.json"], "--config: --batch-norm: expected true or false"),
+    "--config task bogus": (["--config", "{tmp}/task.json"], "--config: --task: expected one of"),
 }
 
 
@@ -262,6 +280,13 @@ def _files(tmp: pathlib.Path) -> None:
     rows = "".join(f"{a:.3f},{b:.3f},{i}\n" for i, (a, b) in enumerate(rng.normal(size=(200, 2))))
     (tmp / "many.csv").write_text("a,b,label\n" + rows)
     (tmp / "one.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},3\n" for i in range(20)))
+    for name, value in {"epochs_2.7": 2.7, "epochs_true": True, "epochs_null": None}.items():
+        (tmp / f"{name}.json").write_text(json.dumps({"args": {"epochs": value}}))
+    (tmp / "switch.json").write_text(json.dumps({"args": {"batch_norm": "yes"}}))
+    (tmp / "task.json").write_text(json.dumps({"args": {"task": "bogus"}}))
+    run = tmp / "run_dir"  # what makes a directory a run: its config with preprocessing or checkpoints
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
 
 
 def _train(capsys, *flags: str) -> tuple[int, str]:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
+import tempfile
 from typing import Mapping
 
 __all__ = ["MAX_BYTES", "OFF", "directory_from_env", "enable", "enable_default", "enabled_directory"]
@@ -73,6 +75,7 @@ def enable(directory: str | os.PathLike, *, min_compile_seconds: float = 0.0,
 
     path = pathlib.Path(directory).expanduser().absolute()
     path.mkdir(parents=True, exist_ok=True)
+    tempfile.TemporaryFile(dir=path).close()  # a read-only cache would warn at every program JAX compiles
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
     if max_bytes is not None and not _has_filelock():
@@ -97,6 +100,8 @@ def enable_default() -> str | None:
         if directory is not None and enabled_directory() is None:
             try:
                 enable(directory)
-            except OSError:  # an unwritable home: train without the cache rather than fail
-                pass
+            except OSError as err:  # an unwritable home: train without the cache rather than fail, said once
+                print(f"nnjax: note: compilation cache off: {directory} is not writable "
+                      f"({err.strerror or type(err).__name__}); set NNJAX_CACHE_DIR to another folder or off",
+                      file=sys.stderr)
     return enabled_directory()

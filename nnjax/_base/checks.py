@@ -10,10 +10,12 @@ words. Each caller passes the argument's name in its user's terms (the CLI says 
 The rules (:data:`RULES`, :data:`COUNTS`):
 
 * learning rate, epsilon, clip norm and clip value, init scale: finite and > 0 (a learning-rate
-  schedule is checked by its own parameters);
+  schedule is checked by its own parameters); "finite" is within float32's range, in which
+  training computes (a learning rate of 1e308 would be infinite there);
 * momentum, Adam's ``beta_1`` and ``beta_2``, dropout: finite in [0, 1);
 * a schedule's decay rate: in (0, 1]; its final fraction: in [0, 1];
-* penalties (``l1``, ``l2``, ``alpha``), weight decay, early stopping's ``min_delta``: finite, >= 0;
+* penalties (``l1``, ``l2``, ``alpha``), weight decay, early stopping's ``min_delta``: finite (in
+  float32), >= 0;
 * schedule lengths (steps, decay steps), early stopping's patience: integers >= 1; warm-up: an
   integer >= 0;
 * switches (``shuffle``, ``drop_last``, ...): True or False; named choices: one of their names;
@@ -58,12 +60,19 @@ class Rule(NamedTuple):
     test: Callable[[np.ndarray], np.ndarray]
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # training computes in float32: larger is infinite there
+
+
+def _finite32(a: np.ndarray) -> np.ndarray:
+    return np.isfinite(a) & (np.abs(np.where(np.isfinite(a), a, 0.0)) <= _FLOAT32_MAX)
+
+
 def _positive(a: np.ndarray) -> np.ndarray:
-    return np.isfinite(a) & (a > 0)
+    return _finite32(a) & (a > 0)
 
 
 def _non_negative(a: np.ndarray) -> np.ndarray:
-    return np.isfinite(a) & (a >= 0)
+    return _finite32(a) & (a >= 0)
 
 
 def _unit_interval(a: np.ndarray) -> np.ndarray:
@@ -119,13 +128,19 @@ def _real_array(value: Any, name: str, expected: str) -> np.ndarray:
     return arr
 
 
+def _beyond_float32(value: Any) -> str:
+    big = isinstance(value, (int, float)) and np.isfinite(value) and abs(value) > _FLOAT32_MAX
+    return " (beyond float32's range, in which training computes)" if big else ""
+
+
 def _accept_or_raise(value: Any, arr: np.ndarray, ok: np.ndarray, name: str, expected: str) -> Any:
     if not np.all(ok):
         if arr.ndim == 0:
-            raise ValueError(f"{name}: expected {expected}, got {arr.item()!r}")
+            raise ValueError(f"{name}: expected {expected}, got {arr.item()!r}{_beyond_float32(arr.item())}")
         first = int(np.flatnonzero(~ok.ravel())[0])
         bad = arr.ravel()[first].item()
-        raise ValueError(f"{name}: expected {expected} everywhere, got {bad!r} at flat index {first}")
+        raise ValueError(f"{name}: expected {expected} everywhere, got {bad!r} at flat index {first}"
+                         f"{_beyond_float32(bad)}")
     return float(arr) if arr.ndim == 0 else value
 
 

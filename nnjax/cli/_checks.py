@@ -7,6 +7,7 @@ answered without importing JAX (in a fraction of a second).
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from nnjax._base import checks
@@ -36,6 +37,13 @@ def check_args(args: argparse.Namespace) -> None:
     check(args.checkpoint_every >= 0, "--checkpoint-every", "an integer >= 0", args.checkpoint_every)
     check(args.progress_every >= 0, "--progress-every", "an integer >= 0", args.progress_every)
     check(args.early_stopping >= 0, "--early-stopping", "a patience >= 0 (0: off)", args.early_stopping)
+    check(-2**63 <= args.seed < 2**63, "--seed", "an integer in [-2**63, 2**63) (a 64-bit seed)", args.seed)
+    for flag in ("out", "resume", "config", "data"):  # '' is no path (it would mean the current folder or none)
+        value = getattr(args, flag, None)
+        check(value is None or str(value).strip() != "", f"--{flag}", "a path", value)
+    if getattr(args, "tensorboard", None):
+        check(not os.path.exists(args.tensorboard) or os.path.isdir(args.tensorboard), "--tensorboard",
+              "a directory (or a new one)", args.tensorboard)
     try:
         checks.check_optimizer(learning_rate=None if args.lr == "auto" else args.lr, momentum=args.momentum, clip_norm=args.clip_norm,
                                clip_value=args.clip_value, names=FLAG_NAMES)

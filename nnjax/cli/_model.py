@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nnjax import data as data_lib
+from nnjax._base import files
 from nnjax.data.files import read_csv
 from nnjax.io import checkpoint, runs, saved
 from nnjax.report import metrics
@@ -26,7 +27,7 @@ from nnjax.cli._setup import load_splits
 from nnjax.cli._errors import UsageError
 from nnjax.io.saved import SavedModel
 
-__all__ = ["SavedModel", "evaluate", "load_model", "predict"]
+__all__ = ["SavedModel", "check_out_file", "evaluate", "load_model", "predict"]
 
 
 def load_model(run_dir: Any, member: int | None = None) -> SavedModel:
@@ -136,8 +137,26 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_out_file(out: Any) -> pathlib.Path | None:
+    """``predict --out``: a regular file (or a new one, or a link to one) outside every run
+    directory; checked before anything is read or computed. None: write to stdout."""
+    if out is None:
+        return None
+    if not str(out).strip():
+        raise UsageError(f"--out: expected a file path, got {out!r}")
+    run = runs.run_containing(out)
+    if run is not None:
+        raise UsageError(f"--out: expected a file outside run directories, got {str(out)!r} inside the run {str(run)!r}")
+    try:
+        files.check_writable_file(out)
+    except files.WriteError as err:
+        raise UsageError(f"--out: {err}") from None
+    return pathlib.Path(out)
+
+
 def predict(args: argparse.Namespace) -> int:
     """The ``nnjax predict`` command: one CSV row per input row."""
+    out = check_out_file(args.out)
     model = load_model(args.run_dir, args.member)
     x, _, _ = _read_data(args, model, need_target=False)
     prep = model.preprocessing
@@ -162,8 +181,11 @@ def predict(args: argparse.Namespace) -> int:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(zip(*columns))
-    if args.out:
-        runs.write_text(args.out, buffer.getvalue())
+    if out is not None:
+        try:
+            runs.write_text(out, buffer.getvalue())
+        except files.WriteError as err:  # disk full, read-only, no permission: the file named, not its temporary
+            raise UsageError(f"--out: {err}") from None
     else:
         sys.stdout.write(buffer.getvalue())
     return 0

@@ -195,6 +195,39 @@ def _train_subparser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     raise AssertionError("no train sub-command")
 
 
+def _check_saved(train: argparse.ArgumentParser, saved: dict, what: str) -> None:
+    """A config's values by their flags' own types: an integer flag takes an integer, a number flag
+    a number, a switch true or false, a named choice one of its names, the rest text; null only
+    where the flag's default is none. (argparse would take them as they are.)"""
+    for action in train._actions:  # noqa: SLF001
+        if action.dest not in saved or not action.option_strings:
+            continue
+        value, flag = saved[action.dest], action.option_strings[0]
+        if isinstance(action, argparse._StoreTrueAction):  # noqa: SLF001
+            ok, expected = isinstance(value, bool), "true or false"
+        elif value is None:
+            ok, expected = action.default is None, "a value (not null)"
+        elif action.type in (int, float):
+            expected = "an integer" if action.type is int else "a number"
+            ok = not isinstance(value, bool) and _converts(action.type, value)
+        else:
+            ok, expected = isinstance(value, str), "text"
+        if ok and action.choices is not None and value not in action.choices:
+            ok, expected = False, f"one of {', '.join(map(str, action.choices))}"
+        if not ok:
+            raise UsageError(f"{what}: {flag}: expected {expected}, got {value!r}")
+
+
+def _converts(kind: type, value: object) -> bool:
+    if isinstance(value, float) and kind is int:
+        return False  # 2.7 epochs is no count; 2.0 is not one either in a file that nnjax wrote
+    try:
+        kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
 def _apply_saved_args(parser, argv, saved: dict, first: argparse.Namespace, *, resume: bool) -> argparse.Namespace:
     """Re-parses ``argv`` with a saved config's arguments as defaults (explicit flags override)."""
     train = _train_subparser(parser)
@@ -202,6 +235,7 @@ def _apply_saved_args(parser, argv, saved: dict, first: argparse.Namespace, *, r
     unknown = sorted(set(saved) - known)
     if unknown:
         raise UsageError(f"config: unknown settings {unknown}; expected a config.json written by nnjax train")
+    _check_saved(train, saved, "--resume" if resume else "--config")
     defaults = {a.dest: a.default for a in train._actions if a.dest in known}  # noqa: SLF001
     if resume:
         changed = sorted(k for k in known - _CHANGEABLE_ON_RESUME - RUN_CONTROL

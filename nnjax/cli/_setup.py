@@ -6,6 +6,7 @@ Nothing here writes to disk, so bad input fails before a run directory exists.
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import re
 import sys
@@ -82,9 +83,31 @@ def _resolve_loss(args: argparse.Namespace, dataset: Any) -> str:
 def build_net(args: Any, prep: runs.Preprocessing) -> MLP:
     """The topology a run's arguments describe (``args``: a namespace or a config's dict)."""
     try:
-        return saved.network_from_args(args, prep)
+        net = saved.network_from_args(args, prep)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    _check_memory(net, args)
+    return net
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(net: MLP, args: Any) -> None:
+    """Refuses widths whose parameters, gradients and optimizer state (four float32 copies) alone
+    exceed the machine's memory: they would end in an allocation traceback after compiling."""
+    sizes = net.sizes
+    weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    need, have = 16 * weights, _memory_bytes()
+    if have is not None and need > have:
+        hidden = args.get("hidden") if isinstance(args, dict) else getattr(args, "hidden", None)
+        raise UsageError(f"--hidden: expected widths whose {weights:.3g} parameters fit in memory (with gradients "
+                         f"and optimizer state about {need / 2**30:.3g} GiB; this machine has {have / 2**30:.3g} GiB), "
+                         f"got {hidden!r}")
 
 
 _SPLIT_FLAGS = {"train": "--test-fraction + --validation-fraction", "validation": "--validation-fraction",

@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 from nnjax import __version__
+from nnjax._base import files
 from nnjax.io import checkpoint, runs
 from nnjax.train import fitting, runner
 from nnjax.report.diagnosis import diagnose
@@ -54,23 +55,28 @@ def _all_stopped(result: Any) -> bool:
 
 
 class _Checkpoints(runner.Hook):
-    """Saves the run at every ``--checkpoint-every`` epoch and when training ends."""
+    """Saves the run at every ``--checkpoint-every`` epoch and when training ends; calls
+    ``after_first_save`` (if any) once the first of them is complete."""
 
-    def __init__(self, directory: pathlib.Path):
-        self.directory = directory
+    def __init__(self, directory: pathlib.Path, after_first_save: Any = None):
+        self.directory, self.after_first_save = directory, after_first_save
 
     def on_checkpoint(self, done: int, result: Any, finished: bool) -> None:
         checkpoint.save(self.directory, result, step=done, metadata={"epochs_done": done, "finished": finished})
+        if self.after_first_save is not None:
+            self.after_first_save, after = None, self.after_first_save
+            after()
 
 
-def run_training(setup: Setup, plan: Any, ckpt_dir: pathlib.Path, result: Any, done: int) -> tuple[Any, float]:
+def run_training(setup: Setup, plan: Any, ckpt_dir: pathlib.Path, result: Any, done: int,
+                 after_first_save: Any = None) -> tuple[Any, float]:
     """Trains from ``result`` (None: from scratch) after ``done`` epochs up to ``--epochs``, with
     :func:`nnjax.train.runner.train`: a bar (unless ``--quiet``), ``--tensorboard`` and checkpoints as hooks.
 
     Returns the final result (history over every epoch run) and the seconds spent.
     """
     args = setup.args
-    hooks: list = [_Checkpoints(ckpt_dir)]
+    hooks: list = [_Checkpoints(ckpt_dir, after_first_save)]
     if not args.quiet:
         hooks.append(runner.ProgressBar(args.epochs, done=done, label="nnjax train"))
     board = _board(args, ckpt_dir.parent, done)
@@ -303,6 +309,83 @@ def _report(summary: dict, args: argparse.Namespace) -> None:
         print(f"run directory: {summary['run_dir']}")
 
 
+def _claim_new(run_dir: pathlib.Path) -> tuple[files.DirectoryLock, bool]:
+    """Claims a new run directory for this process: creates it (or takes an empty one) and holds
+    its lock, so that two runs given one ``--out`` cannot share it. Returns the lock and whether
+    this process created the directory. Nothing is deleted on failure (it may be another's)."""
+    inside = runs.run_containing(run_dir, itself=False)
+    if inside is not None:
+        raise UsageError(f"--out: expected a directory outside other runs, got {str(run_dir)!r} inside the run "
+                         f"{str(inside)!r}")
+    _check_not_empty(run_dir)
+    _check_writable(run_dir)
+    try:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(run_dir)
+        created = True
+    except FileExistsError:
+        created = False
+    except OSError as err:
+        raise UsageError(f"--out: cannot create {str(run_dir)!r} ({err.strerror or type(err).__name__})") from None
+    if not run_dir.is_dir():
+        raise UsageError(f"--out: cannot create {str(run_dir)!r}: it exists and is not a directory")
+    try:
+        lock = files.DirectoryLock.acquire(run_dir)
+    except files.Locked as err:
+        raise UsageError(f"--out: {err}; choose another directory") from None
+    except OSError as err:
+        raise UsageError(f"--out: cannot write in {str(run_dir)!r} ({err.strerror or type(err).__name__})") from None
+    try:
+        _check_not_empty(run_dir, locked=True)  # again, holding the lock: another run may have come and gone
+    except UsageError:
+        lock.release()
+        raise
+    return lock, created
+
+
+def _check_not_empty(run_dir: pathlib.Path, locked: bool = False) -> None:
+    held = files.holder(run_dir) if run_dir.is_dir() and not locked else None
+    if held is not None:
+        raise UsageError(f"--out: {run_dir} is in use by {held}; choose another directory")
+    if run_dir.exists() and (not run_dir.is_dir() or any(p.name != files.LOCK for p in run_dir.iterdir())):
+        raise UsageError(f"--out: {str(run_dir)!r} exists and is not empty; choose another directory or "
+                         f"continue it with --resume {run_dir}")
+
+
+def _claim_existing(run_dir: pathlib.Path) -> files.DirectoryLock:
+    """The lock of the run ``--resume`` continues: one process at a time trains a run."""
+    if not run_dir.is_dir():
+        raise UsageError(f"--resume: expected a run directory, got {str(run_dir)!r}")
+    try:
+        return files.DirectoryLock.acquire(run_dir)
+    except files.Locked as err:
+        raise UsageError(f"--resume: {err}; wait for it to finish") from None
+    except OSError as err:
+        raise UsageError(f"--resume: cannot write in {str(run_dir)!r} ({err.strerror or type(err).__name__})") \
+            from None
+
+
+def _after_failure(run_dir: pathlib.Path, created: bool, fresh: bool) -> str | None:
+    """Clean-up after a failed run, with the lock still held: a new run without a complete
+    checkpoint is removed (every file in it is this process's: it was empty when claimed); a run
+    with one, or a resumed run, keeps every complete checkpoint. Returns the advice to resume, if any."""
+    ckpt_dir = run_dir / runs.CHECKPOINTS
+    try:
+        step = checkpoint.latest_step(ckpt_dir)
+    except Exception:  # an unreadable checkpoint directory: keep everything, say nothing more
+        return None
+    if step is not None or not fresh:
+        where = f"its checkpoints up to epoch {step} are kept" if step is not None else "nothing was changed"
+        return f"{where}; continue with nnjax train --resume {run_dir}"
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    else:  # an empty directory given as --out: empty it again (the lock file goes with the lock)
+        for entry in run_dir.iterdir():
+            if entry.name != files.LOCK:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+    return None
+
+
 def train(args: argparse.Namespace) -> int:
     """The ``nnjax train`` command; returns the exit code."""
     setup = make_setup(args)  # every input check happens here, before anything is written
@@ -312,41 +395,60 @@ def train(args: argparse.Namespace) -> int:
     restored = None, 0, None
     if args.resume:
         run_dir, created = pathlib.Path(args.resume), False
-        _check_resumable(setup, run_dir)
-        restored = _restore(setup, plan, run_dir / runs.CHECKPOINTS)  # reads only: a damaged checkpoint stops here
-        done = restored[1]
-        if args.epochs < done:
-            raise UsageError(f"--epochs: expected at least the {done} epochs already trained (a resumed run trains "
-                             f"up to --epochs), got {args.epochs}")
+        lock = _claim_existing(run_dir)
+        try:
+            _check_resumable(setup, run_dir)
+            restored = _restore(setup, plan, run_dir / runs.CHECKPOINTS)  # reads only: a damaged one stops here
+            done = restored[1]
+            if args.epochs < done:
+                raise UsageError(f"--epochs: expected at least the {done} epochs already trained (a resumed run "
+                                 f"trains up to --epochs), got {args.epochs}")
+            if restored[0] is None:
+                print(f"nnjax: note: {run_dir / runs.CHECKPOINTS} holds no checkpoint; training from epoch 0",
+                      file=sys.stderr)
+        except BaseException:
+            lock.release()
+            raise
     else:
         run_dir = pathlib.Path(args.out) if args.out else _default_out(setup)
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-            raise UsageError(f"--out: {str(run_dir)!r} exists and is not empty; choose another directory or "
-                             f"continue it with --resume {run_dir}")
-        _check_writable(run_dir)
-        created = not run_dir.exists()
+        lock, created = _claim_new(run_dir)
+    flag = "--resume" if args.resume else "--out"
     try:
         ckpt_dir = run_dir / runs.CHECKPOINTS
-        try:
-            runs.write_json(run_dir / runs.CONFIG, _config(setup))
-            runs.write_json(run_dir / runs.PREPROCESSING, setup.prep._asdict())
-        except OSError as err:
-            flag = "--resume" if args.resume else "--out"
-            raise UsageError(f"{flag}: cannot write the run directory {str(run_dir)!r} "
-                             f"({err.strerror or type(err).__name__})") from None
+        config = _config(setup)
+        if not args.resume:  # a resumed run rewrites config.json once its first new checkpoint is complete
+            try:
+                runs.write_json(run_dir / runs.CONFIG, config)
+                runs.write_json(run_dir / runs.PREPROCESSING, setup.prep._asdict())
+            except OSError as err:
+                raise UsageError(f"--out: cannot write the run directory {str(run_dir)!r} "
+                                 f"({err.strerror or type(err).__name__})") from None
         result, done, step = restored
         if args.resume:
             _set_aside_newer(run_dir, step)
         seconds = 0.0
         if result is None or (done < args.epochs and not _all_stopped(result)):
-            result, seconds = run_training(setup, plan, ckpt_dir, result, done)
+            after_save = (lambda: runs.write_json(run_dir / runs.CONFIG, config)) if args.resume else None
+            result, seconds = run_training(setup, plan, ckpt_dir, result, done, after_first_save=after_save)
         summary = write_outputs(setup, run_dir, result, seconds)
     except KeyboardInterrupt:
         print(f"nnjax: interrupted; continue with: nnjax train --resume {run_dir}", file=sys.stderr)
+        lock.release()
         raise
+    except UsageError:
+        _after_failure(run_dir, created, fresh=not args.resume)
+        lock.release()
+        raise
+    except OSError as err:  # storage: disk full, read-only, no permission (the file named in err)
+        advice = _after_failure(run_dir, created, fresh=not args.resume)
+        lock.release()
+        raise UsageError(f"{flag}: {err}" + (f"; {advice}" if advice else "")) from None
     except BaseException:
-        if created:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        advice = _after_failure(run_dir, created, fresh=not args.resume)
+        lock.release()
+        if advice:
+            print(f"nnjax: note: the run failed; {advice}", file=sys.stderr)
         raise
+    lock.release()
     _report(summary, args)
     return 0

@@ -111,16 +111,21 @@ def read_csv(path: Any, delimiter: str = ",") -> CsvTable:
 
     Raises:
       FileNotFoundError: no such file.
-      ValueError: an empty file, no data row, duplicate column names, or a row of another length.
+      ValueError: an empty file, text that is not UTF-8, no data row, duplicate column names, or a row
+        of another length.
     """
     path = _existing_file(path)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        rows, lines = [], []
-        for row in reader:
-            if any(cell.strip() for cell in row):
-                rows.append(row)
-                lines.append(reader.line_num)
+    rows, lines = [], []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    rows.append(row)
+                    lines.append(reader.line_num)
+    except UnicodeDecodeError as err:  # e.g. a latin-1 export: say which file, and what to do
+        raise ValueError(f"{path}: expected UTF-8 text, got the byte 0x{err.object[err.start]:02x} that UTF-8 cannot "
+                         "decode; save the file as UTF-8") from None
     if not rows:
         raise ValueError(f"{path}: expected a header row, got an empty file")
     header = [name.strip() for name in rows[0]]

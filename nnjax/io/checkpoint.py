@@ -42,13 +42,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import pathlib
+import re
+import shutil
 from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nnjax._base.files import WriteError
 from nnjax.io import integrity
 from nnjax.io.integrity import CheckpointError
 
@@ -128,35 +132,85 @@ def save(
       The step number written.
 
     Raises:
-      ValueError: if ``step`` already exists or is negative, or ``metadata`` is not a dict.
+      ValueError: if ``step`` already exists or is negative, ``metadata`` is not a dict, or
+        ``max_to_keep`` is not None or an integer >= 1 (0 would keep nothing).
+      WriteError: the storage failed (disk full, read-only, no permission), as one ``OSError``
+        naming the step; what the failed save had written is removed, the other steps are kept.
     """
     if metadata is not None and not isinstance(metadata, dict):
         raise ValueError(f"metadata: expected a JSON-serialisable dict, got {type(metadata).__name__}")
-    ocp = _orbax()
-    with _manager(directory, max_to_keep=max_to_keep, create=True) as manager:
-        if step is None:
-            step = _default_step(tree)
-            if step is None:
-                latest = manager.latest_step()
-                step = 0 if latest is None else latest + 1
-        step = int(step)
-        if step < 0:
-            raise ValueError(f"step: expected a step number >= 0, got {step}")
-        if step in manager.all_steps():
-            raise ValueError(f"step: expected a new step number, got {step} which {directory} already holds")
-        tree, empty = _set_aside_empty(tree)
-        record = {"version": integrity.VERSION, "arrays": integrity.array_digests(tree),
-                  "metadata": integrity.json_digest(metadata or {}), "empty": integrity.json_digest({"arrays": empty})}
-        args = ocp.args.Composite(**{
-            _ARRAYS: ocp.args.StandardSave(tree),
-            _METADATA: ocp.args.JsonSave(metadata or {}),
-            _EMPTY: ocp.args.JsonSave({"arrays": empty}),
-            integrity.ITEM: ocp.args.JsonSave(record),
-        })
-        manager.save(step, args=args)
-        manager.wait_until_finished()
+    if max_to_keep is not None and (isinstance(max_to_keep, bool) or not isinstance(max_to_keep, (int, np.integer))
+                                    or max_to_keep < 1):
+        raise ValueError(f"max_to_keep: expected an integer >= 1 or None (keep all), got {max_to_keep!r}")
+    step_dir = None
+    try:
+        with _manager(directory, max_to_keep=max_to_keep, create=True) as manager:
+            step = _new_step(manager, directory, tree, step)
+            step_dir = _step_dir(directory, step)
+            _write_step(manager, step, tree, metadata)
+    except Exception as err:  # the storage layer's errors (disk full, read-only) as one WriteError
+        if isinstance(err, WriteError) or not _is_storage_error(err):
+            raise
+        if step_dir is not None:
+            _remove_unfinished(step_dir)
+        raise WriteError(step_dir or directory, _write_reason(err), getattr(err, "errno", None)) from None
     return step
 
+
+def _new_step(manager: Any, directory: Any, tree: Any, step: int | None) -> int:
+    if step is None:
+        step = _default_step(tree)
+        if step is None:
+            latest = manager.latest_step()
+            step = 0 if latest is None else latest + 1
+    step = int(step)
+    if step < 0:
+        raise ValueError(f"step: expected a step number >= 0, got {step}")
+    if step in manager.all_steps():
+        raise ValueError(f"step: expected a new step number, got {step} which {directory} already holds")
+    return step
+
+
+def _write_step(manager: Any, step: int, tree: Any, metadata: dict | None) -> None:
+    ocp = _orbax()
+    tree, empty = _set_aside_empty(tree)
+    record = {"version": integrity.VERSION, "arrays": integrity.array_digests(tree),
+              "metadata": integrity.json_digest(metadata or {}), "empty": integrity.json_digest({"arrays": empty})}
+    args = ocp.args.Composite(**{
+        _ARRAYS: ocp.args.StandardSave(tree),
+        _METADATA: ocp.args.JsonSave(metadata or {}),
+        _EMPTY: ocp.args.JsonSave({"arrays": empty}),
+        integrity.ITEM: ocp.args.JsonSave(record),
+    })
+    integrity.quiet_failed_reads()  # a failed write leaves the same reports behind as a failed read
+    with _quiet_reads(True):  # orbax logs each failing thread's error; the one WriteError says it once
+        manager.save(step, args=args)
+        manager.wait_until_finished()
+
+
+_OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")
+
+
+def _is_storage_error(err: BaseException) -> bool:
+    """Whether an error of orbax or tensorstore comes from the storage (tensorstore's are ValueErrors)."""
+    return isinstance(err, OSError) or bool(_OS_ERROR_CODE.search(str(err))) or \
+        any(code in str(err) for code in ("RESOURCE_EXHAUSTED", "PERMISSION_DENIED", "UNAVAILABLE"))
+
+
+def _write_reason(err: BaseException) -> str:
+    """The operating system's words for a failed write ("No space left on device"), else its status."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    code = _OS_ERROR_CODE.search(str(err))
+    if code:
+        return os.strerror(int(code.group(1)))
+    return integrity.storage_reason(err).split(": ", 1)[-1]
+
+
+def _remove_unfinished(step_dir: pathlib.Path) -> None:
+    """Removes what a failed save of ``step_dir`` left: orbax's temporary directory of the step."""
+    for leftover in step_dir.parent.glob(f"{step_dir.name}.orbax-checkpoint-tmp*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 def steps(directory: Any) -> list[int]:
     """The complete steps in ``directory``, ascending (unfinished saves are not listed)."""

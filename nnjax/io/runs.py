@@ -32,6 +32,7 @@ import functools
 import io
 import json
 import math
+import os
 import pathlib
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -47,8 +48,10 @@ __all__ = [
     "Preprocessing",
     "file_digest",
     "history_table",
+    "is_run",
     "plain",
     "read_json",
+    "run_containing",
     "score",
     "score_splits",
     "write_history",
@@ -91,6 +94,28 @@ def _jsonable(value: Any) -> Any:
 def plain(value: Any) -> Any:
     """``value`` as plain JSON values: arrays to (nested) lists, NaN and infinities to None."""
     return _jsonable(value)
+
+
+def is_run(directory: Any) -> bool:
+    """Whether ``directory`` is a run directory: its ``config.json`` with ``preprocessing.json``
+    or ``checkpoints/``, or the lock of a run being written."""
+    directory = pathlib.Path(directory)
+    if (directory / files.LOCK).exists():
+        return True
+    return (directory / CONFIG).is_file() and ((directory / PREPROCESSING).is_file()
+                                               or (directory / CHECKPOINTS).is_dir())
+
+
+def run_containing(path: Any, *, itself: bool = True) -> pathlib.Path | None:
+    """The run directory ``path`` lies in (symbolic links followed), or None.
+
+    With ``itself=False`` only the directories above ``path`` count (a run's own directory does not).
+    """
+    path = pathlib.Path(os.path.realpath(pathlib.Path(path).absolute()))
+    for directory in ([path] if itself else []) + list(path.parents):
+        if directory.is_dir() and is_run(directory):
+            return directory
+    return None
 
 
 def file_digest(path: Any) -> str:
@@ -163,6 +188,26 @@ class Preprocessing(NamedTuple):
         return cls(task, record.name, tuple(str(f) for f in feature_names), _floats(scaler.mean),
                    _floats(scaler.scale), str(target), tuple(str(c) for c in class_names), y_mean, y_scale)
 
+    def check(self, where: str = "preprocessing") -> Preprocessing:
+        """Checks that the fields agree (one mean and scale per feature, ...), as a file read back must.
+
+        Raises:
+          ValueError: naming ``where`` and the fields that disagree.
+        """
+        n = len(self.feature_names)
+        problems = [f"{field} has {len(getattr(self, field))} values for {n} features"
+                    for field in ("mean", "scale") if len(getattr(self, field)) != n]
+        if len(self.y_mean) != len(self.y_scale):
+            problems.append(f"y_mean has {len(self.y_mean)} values and y_scale {len(self.y_scale)}")
+        if any(not math.isfinite(v) for v in (*self.mean, *self.scale, *self.y_mean, *self.y_scale)):
+            problems.append("a mean or scale is not a finite number")
+        if any(v <= 0 for v in (*self.scale, *self.y_scale)):
+            problems.append("a scale is not > 0")
+        if problems:
+            raise ValueError(f"{where}: expected one mean and scale per feature as nnjax train writes them, got "
+                             f"{'; '.join(problems)}")
+        return self
+
     @property
     def record(self) -> Any:
         """The loss's :class:`nnjax.losses.Loss`: what encodes targets and decodes outputs."""
@@ -202,7 +247,7 @@ class Preprocessing(NamedTuple):
             if bad.any():
                 row, column = (int(i) for i in np.argwhere(bad)[0])
                 raise ValueError(f"features: expected finite values within float32's range like the training data, "
-                                 f"got {x[row, column]!r} in column {self.feature_names[column]!r} (row {row + 1})")
+                                 f"got {float(x[row, column])!r} in column {self.feature_names[column]!r} (row {row + 1})")
         from nnjax.data.encoding import Standardizer  # see fit
 
         return Standardizer(self.mean, self.scale).transform(x)

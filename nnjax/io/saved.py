@@ -284,6 +284,19 @@ def _read_json(path: pathlib.Path, what: str) -> Any:
         raise LoadError(str(err)) from None
 
 
+def _best_member(run_dir: pathlib.Path, seeds: int) -> int:
+    """The best member of a population as its ``metrics.json`` records it (written when training ends)."""
+    scores = run_dir / runs.METRICS
+    if not scores.is_file():
+        raise LoadError(f"member: expected a member in [0, {seeds}) of the population in {run_dir}, got none, and "
+                        f"{runs.METRICS} that names the best one is missing (the run did not finish)", "member")
+    best = _read_json(scores, f"{run_dir}: {runs.METRICS}").get("best_member")
+    if isinstance(best, bool) or not isinstance(best, int) or not 0 <= best < seeds:
+        raise LoadError(f"{run_dir}: {runs.METRICS}: expected best_member in [0, {seeds}) (the run has {seeds} "
+                        f"members), got {best!r}")
+    return best
+
+
 def _load_run(run_dir: pathlib.Path, member: int | None, step: int | None) -> SavedModel:
     config = _read_json(run_dir / runs.CONFIG, f"{run_dir}: {runs.CONFIG}")
     saved = _read_json(run_dir / runs.PREPROCESSING, f"{run_dir}: {runs.PREPROCESSING}")
@@ -294,12 +307,15 @@ def _load_run(run_dir: pathlib.Path, member: int | None, step: int | None) -> Sa
     except (TypeError, KeyError, ValueError, AttributeError) as err:
         raise LoadError(f"{run_dir}: expected config.json and preprocessing.json as nnjax train writes them, "
                         f"got files that do not describe a model ({type(err).__name__}: {err})") from None
+    try:
+        prep.check(f"{run_dir}: {runs.PREPROCESSING}")
+    except ValueError as err:
+        raise LoadError(str(err)) from None
     if checkpoint.latest_step(run_dir / runs.CHECKPOINTS) is None:
         raise LoadError(f"{run_dir}: expected a complete checkpoint in {runs.CHECKPOINTS}/, got none "
                         "(was the run stopped before its first checkpoint?)")
     if member is None and seeds > 1:
-        scores = run_dir / runs.METRICS
-        member = int(_read_json(scores, f"{run_dir}: {runs.METRICS}").get("best_member", 0)) if scores.is_file() else 0
+        member = _best_member(run_dir, seeds)
     tree, members = _restore(run_dir / runs.CHECKPOINTS, net, step)
     if members != seeds:
         raise LoadError(f"{run_dir}: expected a checkpoint of {seeds} member(s) as config.json says, got {members}")

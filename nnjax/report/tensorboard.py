@@ -151,11 +151,14 @@ class Writer:
                 if name in _SKIPPED_KEYS:
                     continue
                 value = values[row]
-                if value.ndim == 0:
+                # NaN marks "no value" (e.g. the saturation of a ReLU layer): left out, not plotted as a gap
+                # with a warning line from tensorboardX for each
+                if value.ndim == 0 and np.isfinite(value):
                     writer.add_scalar(name, float(value), step)
                 elif value.ndim == 1:
                     for layer, entry in enumerate(value):
-                        writer.add_scalar(f"{name}/{layer}", float(entry), step)
+                        if np.isfinite(entry):
+                            writer.add_scalar(f"{name}/{layer}", float(entry), step)
             written += 1
         if rate is not None and ran.any():
             writer.add_scalar("learning_rate", float(np.asarray(rate)), int(steps[np.flatnonzero(ran)[-1]]))
