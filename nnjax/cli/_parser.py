@@ -210,6 +210,9 @@ def _check_saved(train: argparse.ArgumentParser, saved: dict, what: str) -> None
         elif action.type in (int, float):
             expected = "an integer" if action.type is int else "a number"
             ok = not isinstance(value, bool) and _converts(action.type, value)
+        elif action.type is _rate:  # a number, or "auto"
+            expected = "a number or 'auto'"
+            ok = value == "auto" or (not isinstance(value, bool) and _converts(float, value))
         else:
             ok, expected = isinstance(value, str), "text"
         if ok and action.choices is not None and value not in action.choices:
