@@ -53,6 +53,7 @@ MODULES = {
     "population": "nnjax.train.population",
     "parallel": "nnjax.train.parallel",
     "sweeps": "nnjax.train.sweeps",
+    "search": "nnjax.train.search",
     "metrics": "nnjax.report.metrics",
     "diagnose": "nnjax.report.diagnosis",
     "plots": "nnjax.report.plots",
@@ -100,6 +101,9 @@ NAMES = {
     "select": "nnjax.train.population",
     "SweepResult": "nnjax.train.sweeps",
     "sweep": "nnjax.train.sweeps",
+    "lr_find": "nnjax.train.search",
+    "pbt": "nnjax.train.search",
+    "successive_halving": "nnjax.train.search.halving",
 }
 
 # A module path that is also a function's name: ``nnjax.diagnose`` is the module of earlier
@@ -168,13 +172,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from nnjax.report import summary as describe
     from nnjax.report.diagnosis import Diagnosis, diagnose
     from nnjax.report.summary import Summary, summary
-    from nnjax.train import diagnostics, optim, parallel, population, sweeps
+    from nnjax.train import diagnostics, optim, parallel, population, search, sweeps
     from nnjax.train import fitting, loop as training, runner as progress
     from nnjax.train.fitting import FitResult, fit
     from nnjax.train.options import EarlyStopping, Options
     from nnjax.train.runner import Stop
     from nnjax.train.population import best_index, fit_population, select
     from nnjax.train.sweeps import SweepResult, sweep
+    from nnjax.train.search.halving import successive_halving
 
 
 def __getattr__(name: str) -> Any:

@@ -171,3 +171,46 @@ def test_cli_latency_times_fresh_processes_and_reads_their_summaries(tmp_path):
         assert len(values) == 1 and math.isfinite(values[0]) and values[0] > 0, kind
     for kind, values in report["train_seconds"].items():
         assert 0 < values[0] < report["wall_s"][kind][0], kind  # training is part of the process's time
+
+
+@pytest.mark.slow  # compiles every row once / starts a fresh process
+def test_decompose_times_every_row_and_the_population_table(tmp_path):
+    from benchmarks import decompose
+
+    report = decompose.main(["--quick", "--workloads", "w5", "--rounds", "1", "--json", str(tmp_path / "d.json")])
+    assert json.loads((tmp_path / "d.json").read_text())["rounds"] == 1
+    rows = report["workloads"]["w5"]["rows"]
+    assert {"hand-written scan", "nnjax.fit (NumPy data)", "nnjax Plan.run (data on device)"} <= set(rows)
+    assert {"+ " + f for f in decompose.FEATURES} <= set(rows)
+    assert rows["hand-written scan"]["over_scan"] == 1.0
+    for name, row in rows.items():
+        assert math.isfinite(row["median_s"]) and row["median_s"] > 0, name
+    (pop,) = report["population"]
+    assert pop["members"] == 4 and all(pop[k] > 0 for k in ("vmap", "fit_population", "loop"))
+
+
+def test_build_up_with_every_feature_learns_like_the_plain_scan():
+    from benchmarks import decompose
+
+    w = workloads.build("w5", quick=True)
+    start = tuple((jnp.asarray(layer["w"]), jnp.asarray(layer["b"])) for layer in w.init_params[0])
+    x, y = jnp.asarray(w.x_train), jnp.asarray(w.y_train)
+    features = tuple(f for f in decompose.FEATURES if f != "host preparation")
+    _, history = jax.jit(decompose.build_up(w, features))(start, x, y, jax.random.key(0))
+    _, plain = jax.jit(decompose.build_up(w, ()))(start, x, y, jax.random.key(0))
+    # the added features observe the run, they do not change it
+    np.testing.assert_allclose(history["loss"], plain["loss"], rtol=1e-5)
+    assert history["layer_grad_norm"].shape == (w.epochs, len(w.sizes) - 1)
+    assert np.all(np.asarray(history["skipped"]) == 0) and np.all(np.isfinite(history["val_loss"]))
+
+
+@pytest.mark.slow  # compiles every row once / starts a fresh process
+def test_memory_reports_peak_rss_per_size_from_fresh_processes(tmp_path):
+    from benchmarks import memory
+
+    report = memory.main(["--sizes", "20000", "--json", str(tmp_path / "m.json")])
+    (row,) = report["rows"]
+    assert "error" not in row, row
+    assert row["data_bytes"] == 20000 * (memory.FEATURES + 1) * 4
+    assert row["peak_rss_bytes"] > row["base_rss_bytes"] > 0 and row["us_per_row_epoch"] > 0
+    assert math.isfinite(row["final_loss"])

@@ -39,9 +39,13 @@ def test_every_example_once_per_epoch(n, batch_size, drop_last, key):
     ts = training.init_train_state(cfg, nnjax.init(key, net), nnjax.init_state(net))
     counts = np.zeros(n)
     for epoch in range(3):
-        xb, _, wb = training._epoch_batches(cfg, key, ts._replace(epoch=jnp.int32(epoch)), ids, jnp.zeros(n), jnp.ones(n))
-        assert xb.shape[:2] == (cfg.steps, batch_size)
-        seen = np.asarray(xb[..., 0]).ravel()[np.asarray(wb).ravel() > 0].astype(int)
+        # the rows the steps gather (single-device runs) and the gathered epoch (data-parallel runs) agree
+        rows, wb = training._epoch_order(cfg, key, ts._replace(epoch=jnp.int32(epoch)), jnp.ones(n))
+        xb, _, wb2 = training._epoch_batches(cfg, key, ts._replace(epoch=jnp.int32(epoch)), ids, jnp.zeros(n), jnp.ones(n))
+        assert rows.shape == xb.shape[:2] == (cfg.steps, batch_size)
+        np.testing.assert_array_equal(np.asarray(xb[..., 0]), np.asarray(rows, np.float32))
+        np.testing.assert_array_equal(wb, wb2)
+        seen = np.asarray(rows).ravel()[np.asarray(wb).ravel() > 0]
         counts_epoch = np.bincount(seen, minlength=n)
         if drop_last:
             assert counts_epoch.max() == 1 and counts_epoch.sum() == (n // batch_size) * batch_size

@@ -80,6 +80,11 @@ def _require_numeric(arr: np.ndarray, name: str, hint: str = "") -> None:
 def _require_finite(arr: np.ndarray, name: str) -> None:
     if arr.dtype.kind != "f":
         return
+    # A sum is finite only if every entry is (NaN and Inf propagate): one pass, no copy of the
+    # data. Only a non-finite sum (bad entries, or finite ones whose sum overflows) pays the count.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(arr)):
+            return
     bad = ~np.isfinite(arr)
     count = int(bad.sum())
     if count:
@@ -115,11 +120,15 @@ def _to_int32(arr: np.ndarray, name: str) -> np.ndarray:
 
 def _to_float32(arr: np.ndarray, name: str) -> np.ndarray:
     # Check before casting: NumPy warns on overflowing casts, and warnings are errors in tests.
-    if arr.dtype.kind == "f" and arr.size and float(np.abs(arr).max()) > _FLOAT32_MAX:
-        raise ValueError(
-            f"{name}: expected values within the float32 range (|v| <= {_FLOAT32_MAX:.3g}), "
-            f"got a largest magnitude of {float(np.abs(arr).max()):.3g}; rescale them"
-        )
+    # float32 and narrower floats are in range by their type; wider ones are compared by their
+    # extremes (max and min: no |arr| copy of the data).
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and arr.size:
+        largest = max(float(arr.max()), -float(arr.min()))
+        if largest > _FLOAT32_MAX:
+            raise ValueError(
+                f"{name}: expected values within the float32 range (|v| <= {_FLOAT32_MAX:.3g}), "
+                f"got a largest magnitude of {largest:.3g}; rescale them"
+            )
     return arr.astype(np.float32, copy=False)
 
 

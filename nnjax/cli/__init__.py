@@ -45,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from nnjax.cli import _train
 
             return _train.train(args)
+        if args.command == "tune":
+            from nnjax.cli import _tune
+
+            return _tune.tune(args)
         from nnjax.cli import _model
 
         return _model.evaluate(args) if args.command == "evaluate" else _model.predict(args)

@@ -45,7 +45,7 @@ def check_args(args: argparse.Namespace) -> None:
         check(not os.path.exists(args.tensorboard) or os.path.isdir(args.tensorboard), "--tensorboard",
               "a directory (or a new one)", args.tensorboard)
     try:
-        checks.check_optimizer(learning_rate=args.lr, momentum=args.momentum, clip_norm=args.clip_norm,
+        checks.check_optimizer(learning_rate=None if args.lr == "auto" else args.lr, momentum=args.momentum, clip_norm=args.clip_norm,
                                clip_value=args.clip_value, names=FLAG_NAMES)
         # --decay-epochs and --warmup-epochs count epochs; every schedule's are checked, used or not
         checks.check_schedule(decay_rate=args.decay_rate, decay_steps=args.decay_epochs,

@@ -47,6 +47,16 @@ def _fmt() -> type:
 
 _SWITCH = {"action": "store_true"}
 
+
+def _rate(text: str) -> float | str:
+    """``--lr``: a number, or "auto" (the learning-rate range test chooses)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
 #: nnjax train's flags by group: (flag, argparse options, help).
 TRAIN_FLAGS = {
     "data": [
@@ -83,7 +93,8 @@ TRAIN_FLAGS = {
         ("--loss", {"default": "auto", "metavar": "NAME"}, "mse, softmax_cross_entropy, binary_cross_entropy, hinge; "
          "auto: softmax cross-entropy for classes, mse for regression"),
         ("--optimizer", {"default": "adam", "metavar": "NAME"}, ", ".join(optimizers.OPTIMIZERS)),
-        ("--lr", {"type": float, "default": 1e-3, "metavar": "RATE"}, "learning rate (peak rate of a schedule)"),
+        ("--lr", {"type": _rate, "default": 1e-3, "metavar": "RATE"},
+         "learning rate (peak rate of a schedule); auto: the range test's suggestion (nnjax.lr_find), printed"),
         ("--momentum", {"type": float, "default": 0.9, "metavar": "M"}, "for momentum and nesterov"),
         ("--schedule", {"default": "constant", "metavar": "NAME"}, ", ".join(optimizers.SCHEDULES)),
         ("--decay-rate", {"type": float, "default": 0.5, "metavar": "F"}, "factor of the exponential/step schedules"),
@@ -152,7 +163,30 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Write predictions of a run's model as CSV.")
     _add_model_flags(predict, "predict")
     predict.add_argument("--out", metavar="FILE", help="the CSV to write (default: stdout)")
+    _add_tune_flags(sub.add_parser("tune", help="search hyper-parameters and save the best run", formatter_class=_fmt(),
+                                   description="Search ranges of --lr, --l2 and --dropout (successive halving by "
+                                               "default); writes a leaderboard and the best member as a run."))
     return parser
+
+
+_RANGES = {"lr": "1e-4:1e-1", "l2": "0", "dropout": "0"}
+
+
+def _add_tune_flags(p: argparse.ArgumentParser) -> None:
+    _add_train_flags(p)
+    for action in p._actions:  # noqa: SLF001 - the range flags take text: 1e-4:1e-1 or 0,1e-4,1e-3
+        if action.dest in _RANGES:
+            action.type, action.default = str, _RANGES[action.dest]
+            action.help = f"{action.help}: a range low:high (log when both > 0 and 10x apart) or choices a,b,c"
+        if action.dest == "epochs":
+            action.default, action.help = 27, "epochs of the longest-trained members (the last rung)"
+        if action.dest == "resume":
+            action.help = "continue the search in DIR after its last finished rung"
+    search = p.add_argument_group("search")
+    search.add_argument("--method", default="halving", metavar="NAME", help="halving, grid or random")
+    search.add_argument("--members", type=int, default=27, metavar="N", help="settings to start (times --seeds)")
+    search.add_argument("--min-epochs", type=int, default=1, metavar="N", help="epochs of the first rung (halving)")
+    search.add_argument("--eta", type=int, default=3, metavar="N", help="keep the best 1/eta of the members per rung")
 
 
 def _train_subparser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -224,6 +258,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command is None:
         raise UsageError("expected a command: train, evaluate or predict (see 'nnjax --help')")
+    if args.command == "tune":
+        return args
     if args.command == "train" and args.from_intact and not args.resume:
         raise UsageError("--from-intact: expected it with --resume DIR, got it without")
     if args.command == "train" and (args.resume or args.config):

@@ -9,6 +9,7 @@ import argparse
 import os
 import pathlib
 import re
+import sys
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -139,14 +140,41 @@ def _split(args: argparse.Namespace, dataset: Any) -> dict:
     return dict(zip(names, parts))
 
 
+def optimizer_factory(args: argparse.Namespace, steps_per_epoch: int) -> Any:
+    """The flags' optimizer as a factory ``learning_rate -> optax transformation`` (``--lr`` is the
+    peak rate of ``--schedule``): one per member of a search, the rate traced."""
+    def build(lr: Any) -> Any:
+        rate = optim.build_schedule(args.schedule, lr, steps=args.epochs * steps_per_epoch,
+                                    decay_rate=args.decay_rate, decay_steps=args.decay_epochs * steps_per_epoch,
+                                    warmup_steps=args.warmup_epochs * steps_per_epoch)
+        return optim.build(args.optimizer, rate, momentum=args.momentum, clip_norm=args.clip_norm,
+                           clip_value=args.clip_value)
+    return build
+
+
 def _optimizer(args: argparse.Namespace, steps_per_epoch: int) -> Any:
     # check_args checked every number under its flag's name; the table builds without checking again.
-    rate = optim.build_schedule(args.schedule, args.lr, steps=args.epochs * steps_per_epoch,
-                                decay_rate=args.decay_rate, decay_steps=args.decay_epochs * steps_per_epoch,
-                                warmup_steps=args.warmup_epochs * steps_per_epoch)
     # A new object per run is fine: fit compares optimizers by what they compute (optim.by_value).
-    return optim.build(args.optimizer, rate, momentum=args.momentum, clip_norm=args.clip_norm,
-                       clip_value=args.clip_value)
+    return optimizer_factory(args, steps_per_epoch)(args.lr)
+
+
+def _factory(args: argparse.Namespace) -> Any:
+    """The optimizer as a factory of its learning rate (what the range test sets)."""
+    return lambda rate: optim.build(args.optimizer, rate, momentum=args.momentum, clip_norm=args.clip_norm,
+                                    clip_value=args.clip_value)
+
+
+def _auto_rate(args: argparse.Namespace, net: MLP, data: tuple, options: Options) -> float:
+    """``--lr auto``: the learning-rate range test's suggestion for this run, said on stderr."""
+    import jax
+
+    from nnjax.train.search import lr_range
+
+    found = lr_range.lr_find(jax.random.fold_in(jax.random.key(args.seed), 0x1F), net, data, options,
+                             learning_rate=None)
+    print(f"--lr auto: chose {found.suggestion:.3g} (band {found.band[0]:.3g}..{found.band[1]:.3g} over "
+          f"{len(found.suggestions)} seeds; {found.rule})", file=sys.stderr)
+    return float(f"{found.suggestion:.3g}")
 
 
 def load_splits(args: argparse.Namespace) -> tuple[Any, dict, dict]:
@@ -183,7 +211,10 @@ def make_setup(args: argparse.Namespace) -> Setup:
         validation = (xv, prep.targets(yv))
     # --early-stopping 0 is the command line's "off" (the API's is None)
     stopping = EarlyStopping(patience=args.early_stopping, min_delta=args.min_delta) if args.early_stopping else None
-    options = Options(loss=loss, optimizer=_optimizer(args, steps), epochs=args.epochs, batch_size=args.batch_size,
+    options = Options(loss=loss, optimizer=_factory(args), epochs=args.epochs, batch_size=args.batch_size,
                       l1=args.l1, l2=args.l2, drop_last=args.drop_last, early_stopping=stopping, validation=validation)
+    if args.lr == "auto":  # the range test chooses; the run (and its saved config) gets a number
+        args.lr = _auto_rate(args, net, (splits["train"][0], prep.targets(splits["train"][1])), options)
+    options = options.replace(optimizer=_optimizer(args, steps))
     source.update(n=len(dataset.x), task=dataset.task, n_features=prep.n_features)
     return Setup(args, source, prep, splits, net, options)

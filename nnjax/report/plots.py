@@ -26,7 +26,8 @@ import numpy as np
 
 from nnjax._base.files import atomic_write
 
-__all__ = ["confusion_matrix", "plot_confusion_matrix", "plot_gradient_norms", "plot_history", "save_figure"]
+__all__ = ["confusion_matrix", "plot_confusion_matrix", "plot_gradient_norms", "plot_history", "plot_lr_find",
+           "plot_score_vs_settings", "plot_search_curves", "save_figure"]
 
 _METRIC_PANELS = (("accuracy", "accuracy"), ("r2", "R^2"), ("mse", "MSE"))
 
@@ -216,4 +217,86 @@ def plot_confusion_matrix(
     total = counts.sum()
     accuracy = np.trace(counts) / total if total else float("nan")
     ax.set_title(f"{title or 'confusion matrix'} (accuracy {accuracy:.3f}, n={total})")
+    return _finish(fig, path)
+
+
+def plot_lr_find(found: Any, *, path: Any = None, title: str | None = None) -> Any:
+    """A learning-rate range test (:func:`nnjax.lr_find`): loss against rate on a log axis.
+
+    Each seed's raw minibatch losses are drawn faint and its smoothed loss (up to where it
+    diverged) solid; the suggestion is a vertical line and the band over seeds a shaded span.
+
+    Args:
+      found: an :class:`nnjax.train.search.LRFindResult` (anything with ``rates``, ``losses``,
+        ``smoothed``, ``suggestion`` and ``band``).
+      path: where to write a PNG (optional).
+      title: a title for the figure.
+
+    Example:
+      >>> import numpy as np
+      >>> from types import SimpleNamespace
+      >>> rates = np.geomspace(1e-4, 1.0, 50)
+      >>> loss = np.stack([1 + (np.log10(rates) + 2) ** 2, 1.1 + (np.log10(rates) + 2) ** 2])
+      >>> fig = plot_lr_find(SimpleNamespace(rates=rates, losses=loss, smoothed=loss, suggestion=1e-3,
+      ...                                    band=(8e-4, 1.2e-3)))
+      >>> fig.axes[0].get_xscale()
+      'log'
+    """
+    rates = np.asarray(found.rates, np.float64)
+    raw = np.atleast_2d(np.asarray(found.losses, np.float64))
+    smoothed = np.atleast_2d(np.asarray(found.smoothed, np.float64))
+    fig = _figure(6.0, 4.0)
+    ax = fig.subplots()
+    colors = [f"C{i % 10}" for i in range(len(raw))]
+    for i, (row, line) in enumerate(zip(raw, smoothed)):
+        shown = np.isfinite(line)
+        ax.plot(rates[shown], np.where(np.isfinite(row), row, np.nan)[shown], color=colors[i], alpha=0.2,
+                linewidth=0.7)
+        ax.plot(rates[shown], line[shown], color=colors[i], linewidth=1.6, label=f"seed {i}")
+    low, high = found.band
+    ax.axvspan(low, high, color="0.5", alpha=0.2, label="band over seeds")
+    ax.axvline(found.suggestion, color="black", linewidth=1.5, label=f"suggestion {found.suggestion:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("minibatch loss")
+    ax.set_title(title or "learning-rate range test")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _finish(fig, path)
+
+
+def plot_search_curves(leaderboard: Sequence[dict], rungs: Sequence[int], *, metric: str = "score",
+                       path: Any = None, title: str | None = None) -> Any:
+    """Every member's validation score at the end of each rung it reached (x: epochs trained).
+
+    Args:
+      leaderboard: rows with ``scores`` (one per rung reached), as :func:`nnjax.successive_halving` returns.
+      rungs: cumulative epochs at the end of each rung (:func:`nnjax.search.rungs`).
+    """
+    fig = _figure(6.0, 4.0)
+    ax = fig.subplots()
+    for row in leaderboard:
+        ax.plot(list(rungs)[:len(row["scores"])], row["scores"], marker="o", alpha=0.5, lw=1)
+    ax.set_xlabel("epochs trained")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{len(leaderboard)} members: {metric} at each rung")
+    return _finish(fig, path)
+
+
+def plot_score_vs_settings(leaderboard: Sequence[dict], names: Sequence[str], *, metric: str = "score",
+                           path: Any = None, title: str | None = None) -> Any:
+    """One panel per hyper-parameter: each member's last score against its value (log axis when
+    the values are positive and span a factor 10 or more); members that reached more rungs darker."""
+    fig = _figure(3.2 * max(1, len(names)), 3.2)
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(names))))
+    depth = np.array([len(r["scores"]) for r in leaderboard], float)
+    shade = 0.25 + 0.75 * depth / max(depth.max(), 1.0)
+    for ax, name in zip(axes, names):
+        values = np.array([r[name] for r in leaderboard], float)
+        ax.scatter(values, [r["score"] for r in leaderboard], c=shade, cmap="Blues", vmin=0, vmax=1, s=18)
+        if values.min() > 0 and values.max() >= 10 * values.min():
+            ax.set_xscale("log")
+        ax.set_xlabel(name)
+    axes[0].set_ylabel(metric)
+    fig.suptitle(title or f"{metric} against each hyper-parameter")
     return _finish(fig, path)

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from nnjax._base.typing import Params
+from nnjax.train import branching
 
 __all__ = [
     "LAYER_KEYS", "SAMPLES_PER_EPOCH", "SATURATING", "SATURATION_LEVEL", "STEP_COLUMNS", "dead_fraction", "epoch_stats",
@@ -104,10 +105,13 @@ def layer_stats(
     """
     gw = [g["w"] for g in grads]
     grad_sq = jnp.stack([jnp.sum(jnp.square(g)) for g in gw])  # the guard's expression: computed once
-    nonfinite = jax.lax.cond(
+    # branching.cond: under jax.vmap (a population) the count is taken only in a step where
+    # some member's gradient is not finite, not in every step of every member
+    nonfinite = branching.cond(
         jnp.all(jnp.isfinite(grad_sq)),
-        lambda: jnp.zeros_like(grad_sq),
-        lambda: jnp.stack([_count(~jnp.isfinite(g)) for g in gw]),
+        lambda sq, gs: jnp.zeros_like(sq),
+        lambda sq, gs: jnp.stack([_count(~jnp.isfinite(g)) for g in gs]),
+        grad_sq, gw,
     )
 
     def measure():

@@ -145,6 +145,7 @@ def prepare(net: Any, data: tuple[Any, Any], options: Options, *, resumed: bool 
             raise ValueError(f"x: expected shape (n, features), got {jnp.shape(x)}")
         w = jnp.ones((jnp.shape(x)[0],), jnp.float32) if sample_weight is None else sample_weight
         return Prepared(x, y, w, validation)
+    given_x, given_y = x, y
     x = model.check_inputs(x, "x")
     n, k = x.shape[0], model.output_width(x)
     if options.batch_size > n:
@@ -160,8 +161,18 @@ def prepare(net: Any, data: tuple[Any, Any], options: Options, *, resumed: bool 
             raise ValueError("sample_weight: expected a (n,) array of non-negative weights, not all zero")
     if validation is not None:
         xv = model.check_inputs(validation[0], "validation x")
-        validation = (_on_device(xv), _on_device(loss.check_targets(validation[1], xv.shape[0], k, "validation y")))
-    return Prepared(_on_device(x), _on_device(y), _on_device(w), validation)
+        yv = loss.check_targets(validation[1], xv.shape[0], k, "validation y")
+        validation = (_kept(validation[0], xv), _kept(validation[1], yv))
+    return Prepared(_kept(given_x, x), _kept(given_y, y), _on_device(w), validation)
+
+
+def _kept(given: Any, checked: np.ndarray) -> jax.Array:
+    """The checked array on the device: a JAX array given as it was checked (same dtype and shape) is
+    used as it is, so data put on the device once (``jax.device_put(x)``) is not copied back and forth
+    by every call; anything else is transferred."""
+    if isinstance(given, jax.Array) and given.dtype == checked.dtype and given.shape == checked.shape:
+        return given
+    return _on_device(checked)
 
 
 def _on_device(a: Any) -> jax.Array:
@@ -232,7 +243,8 @@ def fit(key: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options |
         :class:`nnjax.tensorboard.Writer`; or a list of these. A callable or hook that returns
         :class:`nnjax.train.runner.Stop` ends training at that chunk boundary.
       **settings: the fields of :class:`~nnjax.train.options.Options`: ``loss``, ``optimizer``,
-        ``epochs`` and ``batch_size`` (required), ``learning_rate``, ``l1``, ``l2``, ``dropout``,
+        ``epochs`` and ``batch_size`` (required), ``learning_rate`` (also "auto": the suggestion
+        of :func:`nnjax.lr_find` with these settings, logged on the ``nnjax`` logger), ``l1``, ``l2``, ``dropout``,
         ``validation``, ``sample_weight``, ``class_weight``, ``drop_last``, ``early_stopping``,
         ``on_nonfinite``, ``clip_norm``, ``clip_value``, ``diagnostics``, ``shuffle``,
         ``batch_sharding``; each is described there.
@@ -251,6 +263,11 @@ def fit(key: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options |
         naming the argument, the expectation and what came.
       TypeError: for a setting of the wrong type or an unknown keyword.
     """
+    if isinstance(settings.get("learning_rate"), str) and settings["learning_rate"] == "auto":
+        from nnjax.train.search import lr_range  # here: the search module imports this one
+
+        settings["learning_rate"] = lr_range.auto_rate(resume.key if key is None and resume is not None else key,
+                                                       net, data, options, **settings)
     p = plan(key, net, data, options, params=params, resume=resume, **settings)
     if not progress or not _is_concrete(p.key, p.data, p.reg, p.ts):
         return p.run(p.ts)

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnjax.train import diagnostics
+from nnjax.train import branching, diagnostics
 from nnjax.nn import losses
 from nnjax._base.typing import Params, PRNGKey, State
 from nnjax.nn.model import as_model
@@ -211,8 +211,9 @@ def train_step(
     return params_out, state_out, opt_out, info
 
 
-def _epoch_batches(cfg: FitConfig, key: PRNGKey, ts: TrainState, x, y, w):
-    """The epoch's reshuffled data, gathered once and cut into ``(steps, batch, ...)``."""
+def _epoch_order(cfg: FitConfig, key: PRNGKey, ts: TrainState, w):
+    """The epoch's row indices and weights, cut into ``(steps, batch)``: the reshuffle, with the short
+    last batch padded by weight-0 rows (row 0)."""
     perm = epoch_permutation(key, ts.epoch, cfg.n) if cfg.shuffle else jnp.arange(cfg.n)
     total = cfg.steps * cfg.batch_size
     if total <= cfg.n:
@@ -221,13 +222,15 @@ def _epoch_batches(cfg: FitConfig, key: PRNGKey, ts: TrainState, x, y, w):
         pad = total - cfg.n
         idx = jnp.concatenate([perm, jnp.zeros((pad,), perm.dtype)])
         real = jnp.concatenate([jnp.ones((cfg.n,), bool), jnp.zeros((pad,), bool)])
-    weights = jnp.where(real, w[idx], 0.0)
     shape = (cfg.steps, cfg.batch_size)
-    batches = (
-        x[idx].reshape(shape + x.shape[1:]),
-        y[idx].reshape(shape + y.shape[1:]),
-        weights.reshape(shape),
-    )
+    return idx.reshape(shape), jnp.where(real, w[idx], 0.0).reshape(shape)
+
+
+def _epoch_batches(cfg: FitConfig, key: PRNGKey, ts: TrainState, x, y, w):
+    """The epoch's reshuffled data, gathered at once as ``(steps, batch, ...)`` arrays: a copy of the
+    data per epoch, used only for data-parallel runs (their sharding is given for these shapes)."""
+    idx, weights = _epoch_order(cfg, key, ts, w)
+    batches = (x[idx], y[idx], weights)
     if cfg.batch_sharding is not None:  # split each batch over devices; XLA all-reduces the gradients
         batches = tuple(jax.lax.with_sharding_constraint(a, cfg.batch_sharding) for a in batches)
     return batches
@@ -247,12 +250,22 @@ def evaluate(params: Params, state: State, x: jax.Array, y: jax.Array, net: Any,
 
 def _train_epoch(cfg: FitConfig, key, data, hp, ts: TrainState):
     x, y, w, validation = data
-    xb, yb, wb = _epoch_batches(cfg, key, ts, x, y, w)
+    if cfg.batch_sharding is None:
+        # Each step gathers its own rows: no shuffled copy of the whole data set per epoch.
+        idx, wb = _epoch_order(cfg, key, ts, w)
+        batches = (idx, wb, jnp.arange(cfg.steps))
+    else:
+        xb, yb, wb = _epoch_batches(cfg, key, ts, x, y, w)
+        batches = (xb, yb, wb, jnp.arange(cfg.steps))
     dropout = hp.dropout
 
     def body(carry, inputs):
         params, state, opt_state = carry
-        xs, ys, ws, step = inputs
+        if cfg.batch_sharding is None:
+            rows, ws, step = inputs
+            xs, ys = jnp.take(x, rows, axis=0), jnp.take(y, rows, axis=0)
+        else:
+            xs, ys, ws, step = inputs
         k = batch_key(key, ts.epoch, step)
         params, state, opt_state, info = train_step(
             params, state, opt_state, (xs, ys, ws), key=k, cfg=cfg, l1=hp.l1, l2=hp.l2, dropout=dropout,
@@ -260,9 +273,7 @@ def _train_epoch(cfg: FitConfig, key, data, hp, ts: TrainState):
         )
         return (params, state, opt_state), info
 
-    (params, state, opt_state), infos = jax.lax.scan(
-        body, (ts.params, ts.state, ts.opt_state), (xb, yb, wb, jnp.arange(cfg.steps))
-    )
+    (params, state, opt_state), infos = jax.lax.scan(body, (ts.params, ts.state, ts.opt_state), batches)
     applied = infos.applied.astype(jnp.float32)
     n_applied = jnp.sum(applied)
     weight_sum = jnp.sum(infos.weight_sum)
@@ -352,19 +363,22 @@ def run(cfg: FitConfig, key: PRNGKey, data, hp: Regularization, ts: TrainState,
 
     traced: list = []  # the metrics' shapes, captured when `go` is traced
 
-    def go(ts):
+    # The branches take the key, data and settings as operands: under jax.vmap they may be
+    # per member, and branching.cond maps only its operands.
+    def go(ts, key, data, hp):
         out = _train_epoch(cfg, key, data, hp, ts)
         traced.append(jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), out[1]))
         return out
 
-    def skip(ts):
-        # lax.cond traces its true branch (`go`) first; eval_shape is only a fallback.
+    def skip(ts, key, data, hp):
+        # the true branch (`go`) is traced first; eval_shape is only a fallback.
         shapes = traced[-1] if traced else jax.eval_shape(lambda t: _train_epoch(cfg, key, data, hp, t)[1], ts)
         return ts._replace(epoch=ts.epoch + 1), jax.tree.map(_missing, shapes)
 
     def epoch(ts, slot):
         inside = True if n_epochs is None else slot < n_epochs
-        ts_out, metrics = jax.lax.cond(~ts.stopped & inside, go, skip, ts)
+        # a branch even under jax.vmap: a population whose members have all stopped skips the epoch
+        ts_out, metrics = branching.cond(~ts.stopped & inside, go, skip, ts, key, data, hp)
         metrics["stopped"] = ts.stopped
         metrics["epoch"] = ts.epoch
         if n_epochs is not None:  # a slot past the run's end (skipped) does not count as an epoch

@@ -62,6 +62,7 @@ __all__ = [
     "member_scores",
     "plan_population",
     "population_size",
+    "run_traced",
     "scale_weights",
     "select",
 ]
@@ -157,6 +158,19 @@ def _fit_members_traced(spec: _Spec, arrays, keys, members, ts) -> FitResult:
 
 
 _fit_members = xla_options.jit(_fit_members_traced, static_argnums=0)
+
+
+def run_traced(plan: "PopulationPlan", epochs: int, arrays: tuple, keys: Any, members: dict,
+               ts: TrainState) -> FitResult:
+    """:meth:`PopulationPlan.run`'s training as a traceable function: ``epochs`` epochs of every member.
+
+    For searches that train a population inside their own compiled program (population-based
+    training, :mod:`nnjax.train.search`): ``arrays``, ``keys``, ``members`` and ``ts`` are the
+    plan's (``plan.arrays``, ``plan.keys``, ``plan.members``, ``plan.ts``) or traced values of
+    the same shapes; only the plan's static part is read from ``plan``.
+    """
+    spec = plan.spec._replace(options=plan.spec.options.replace(epochs=int(epochs)))
+    return _fit_members_traced(spec, arrays, keys, members, ts)
 def _start_members_traced(spec: _Spec, arrays, keys, members) -> TrainState:
     return jax.vmap(functools.partial(_start_member, spec, arrays))(keys, members)
 

@@ -1,0 +1,137 @@
+"""Successive halving and search spaces (nnjax.train.search)."""
+
+import jax
+import numpy as np
+import pytest
+
+import nnjax
+from nnjax.train.search import parse_range, rungs, sample, successive_halving
+from nnjax.train.sweeps import LogUniform, Uniform
+
+SETTINGS = dict(loss="binary_cross_entropy", optimizer="sgd", batch_size=20)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    d = nnjax.data.load_dataset("blobs")
+    return d.x, d.y
+
+
+def _search(blobs, key=0):
+    return successive_halving(jax.random.key(key), nnjax.MLP((2, 8, 1), output="sigmoid"), blobs,
+                              {"learning_rate": "1e-3:1", "l2": "0,1e-3"}, members=9, min_epochs=1, max_epochs=9,
+                              metric="val_loss", validation=blobs, **SETTINGS)
+
+
+@pytest.mark.parametrize("text", ["1e-1:1e-4", "a:b", "1:2:3", "log:0:1", "", "1,1", "nan:1"])
+def test_bad_ranges_are_refused_in_one_line(text):
+    with pytest.raises(ValueError) as e:
+        parse_range("lr", text)
+    assert str(e.value).startswith("lr: expected") and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("args", [(0, 9, 3), (3, 1, 3), (1, 9, 1), (1.5, 9, 3)])
+def test_bad_budgets_are_refused_in_one_line(args):
+    with pytest.raises(ValueError) as e:
+        rungs(*args)
+    assert "expected" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_random_sample_covers_the_log_range_uniformly_in_log():
+    s = sample({"learning_rate": "1e-4:1"}, 2000, key=jax.random.key(1))["learning_rate"]
+    u = (np.log10(s) + 4) / 4
+    assert u.min() >= 0 and u.max() < 1
+    # uniform on [0, 1): mean 1/2, sd of the mean ~ 0.0065
+    assert abs(u.mean() - 0.5) < 0.03 and abs((u < 0.25).mean() - 0.25) < 0.04
+
+
+def test_grid_sample_spans_the_range():
+    g = sample({"learning_rate": LogUniform(1e-3, 1e-1), "dropout": Uniform(0.0, 0.5)}, 9, key=jax.random.key(0),
+               method="grid")
+    np.testing.assert_allclose(sorted(set(g["learning_rate"])), [1e-3, 1e-2, 1e-1])
+    np.testing.assert_allclose(sorted(set(g["dropout"])), [0.0, 0.25, 0.5])
+
+
+def test_same_key_same_leaderboard(blobs):
+    a, b = _search(blobs), _search(blobs)
+    assert a.leaderboard == b.leaderboard
+    assert [r["epochs"] for r in a.leaderboard].count(9) == 1 and len(a.leaderboard) == 9
+
+
+def test_compacted_survivor_matches_an_uncompacted_run(blobs):
+    out = _search(blobs)
+    row = out.leaderboard[0]
+    # the same member trained without halving: one fit with its key and settings for all 9 epochs
+    ref = nnjax.fit(jax.random.fold_in(jax.random.key(0), 1 + row["seed"]), nnjax.MLP((2, 8, 1), output="sigmoid"),
+                    blobs, learning_rate=row["learning_rate"], l2=row["l2"], epochs=9, validation=blobs, **SETTINGS)
+    np.testing.assert_allclose(out.best.history["val_loss"], ref.history["val_loss"], rtol=1e-4, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(out.best.params), jax.tree.leaves(ref.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_resume_after_a_rung_is_bit_for_bit(blobs, tmp_path, monkeypatch):
+    from nnjax.train.search import halving
+    whole = _search(blobs)
+    real, calls = halving.fit_population, []
+
+    def stop_after_first_rung(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    run = lambda: successive_halving(jax.random.key(0), nnjax.MLP((2, 8, 1), output="sigmoid"), blobs,
+                                     {"learning_rate": "1e-3:1", "l2": "0,1e-3"}, members=9, min_epochs=1,
+                                     max_epochs=9, metric="val_loss", validation=blobs, directory=tmp_path, **SETTINGS)
+    monkeypatch.setattr(halving, "fit_population", stop_after_first_rung)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(halving, "fit_population", real)
+    resumed = run()
+    assert resumed.leaderboard == whole.leaderboard
+    for a, b in zip(jax.tree.leaves(resumed.best.params), jax.tree.leaves(whole.best.params)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="^directory: expected"):
+        successive_halving(jax.random.key(0), nnjax.MLP((2, 8, 1), output="sigmoid"), blobs,
+                           {"learning_rate": "1e-3:1"}, members=9, min_epochs=1, max_epochs=9,
+                           validation=blobs, directory=tmp_path, **SETTINGS)
+
+
+def _cli(argv):
+    from nnjax.cli import main
+    return main([str(a) for a in argv])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr", "1e-1:1e-4"], "--lr: expected low < high"),
+    (["--l2", "a,b"], "--l2: expected a number"),
+    (["--method", "bayes"], "--method: expected one of halving, grid, random"),
+    (["--min-epochs", "9", "--epochs", "3"], "--min-epochs: expected at most"),
+    (["--eta", "1"], "--eta: expected an integer >= 2"),
+])
+def test_tune_refuses_bad_ranges_and_budgets_in_one_line(flags, message, tmp_path, capsys):
+    assert _cli(["tune", "--dataset", "xor", "--out", tmp_path / "run", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_tune_best_run_predicts_as_nnjax_predict_does(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _cli(["tune", "--dataset", "blobs", "--hidden", "4", "--epochs", "3", "--members", "3", "--batch-size", "16",
+                 "--lr", "1e-2:1e-1", "--out", run]) == 0
+    assert "rung 2/2: 1 members at 3 epochs; best val_accuracy" in capsys.readouterr().out
+    import json
+    rows = json.loads((run / "leaderboard.json").read_text())
+    assert (run / "validation_curves.png").stat().st_size and (run / "score_vs_settings.png").stat().st_size
+    assert len(rows) == 3 and rows[0]["epochs"] == 3 and (run / "leaderboard.csv").read_text().count("\n") == 4
+    assert _cli(["predict", run / "best", "--dataset", "blobs", "--out", tmp_path / "p.csv"]) == 0
+    model = nnjax.load(run / "best")
+    x = nnjax.data.load_dataset("blobs").x
+    import csv
+    with open(tmp_path / "p.csv") as f:
+        rows = list(csv.DictReader(f))
+    predicted = np.asarray(model.predict(x)).ravel()
+    column = [k for k in rows[0] if "predict" in k or k in ("y", "label", "class")][0]
+    assert len(rows) == len(x)
+    np.testing.assert_array_equal(np.asarray([float(r[column]) for r in rows]), predicted.astype(float))
