@@ -168,6 +168,10 @@ API = {
     "MLP unknown activation": (lambda: nnjax.MLP((2, 4, 3), activation="relux"), ValueError, "relux"),
     "MLP unknown output": (lambda: nnjax.MLP((2, 4, 3), output="softmaxx"), ValueError, "output"),
     "MLP dropout 1": (lambda: nnjax.MLP((2, 4, 3), dropout=1.0), ValueError, "dropout"),
+    "MLP width 2.5": (lambda: nnjax.MLP((4, 2.5, 3)), TypeError, "sizes"),
+    "MLP bn_epsilon -1": (lambda: nnjax.MLP((2, 4, 3), batch_norm=True, bn_epsilon=-1.0), ValueError, "bn_epsilon"),
+    "predict with another network": (lambda: nnjax.predict(nnjax.init(jax.random.key(0), NET), X, nnjax.MLP((2, 5, 3))),
+                                     ValueError, "net"),
     "MLP dropout per layer": (lambda: nnjax.MLP((2, 4, 3), dropout=(0.1, 0.2)), ValueError, "dropout"),
     # scikit-learn estimators (their own parameter names)
     "estimator learning_rate_init nan": (lambda: classifier(learning_rate_init=NAN), ValueError,

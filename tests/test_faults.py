@@ -488,3 +488,29 @@ def test_tensorboard_leaves_out_nan_scalars_without_a_word(tmp_path, capfd):
     events = EventAccumulator(str(tmp_path)).Reload()
     assert sorted(events.Tags()["scalars"]) == ["loss", "saturation/1"]
     assert [e.value for e in events.Scalars("loss")] == [0.5]
+
+
+# ----------------------------------------------------------------------------------------------
+# Promises the docs make
+
+
+def test_no_plots_is_remembered_by_resume(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "run"
+    assert main(["train", *XOR, "--epochs", "2", "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--epochs", "4", "--quiet"]) == 0
+    assert checkpoint.latest_step(out / "checkpoints") == 4 and not list(out.glob("*.png"))
+
+
+def test_load_refuses_a_model_of_your_own_by_name(tmp_path):
+    import nnjax
+
+    model = nnjax.Model(lambda key: {"w": jax.random.normal(key, (2, 3))}, lambda p, s, x, **kw: (x @ p["w"], s))
+    x, y = np.ones((4, 2), np.float32), np.arange(4) % 3
+    result = nnjax.fit(jax.random.key(0), model, (x, y), loss="softmax_cross_entropy", optimizer="sgd", epochs=1,
+                       batch_size=4)
+    checkpoint.save(tmp_path, result)
+    with pytest.raises(ValueError, match=r"net: expected an nnjax.MLP .* got Model; .*nnjax.checkpoint.restore"):
+        nnjax.load(tmp_path, net=model)
+    back = checkpoint.restore(tmp_path, like=result)  # what the message offers works
+    np.testing.assert_array_equal(back.params["w"], result.params["w"])

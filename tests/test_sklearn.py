@@ -20,6 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import nnjax
 from nnjax.sklearn import MLPClassifier, MLPRegressor
 
 SMALL = dict(hidden_layer_sizes=(8,), learning_rate_init=0.05, max_iter=50, random_state=0)
@@ -362,3 +363,44 @@ def test_invalid_parameters_fail_at_fit_with_the_name(params, message):
         MLPRegressor(loss="poisson").fit(x, y)
     with pytest.raises(ValueError, match="sample_weight"):
         MLPClassifier().fit(x, y, sample_weight=-np.ones(len(y)))
+
+
+def test_partial_fit_takes_a_batch_of_one_declared_class_and_refuses_other_classes_later():
+    # scikit-learn's test_mlp.py: test_partial_fit_unseen_classes and test_partial_fit_classes_error
+    clf = MLPClassifier(hidden_layer_sizes=(4,), random_state=0)
+    clf.partial_fit([[1], [2], [3]], ["a", "b", "c"], classes=["a", "b", "c", "d"])
+    clf.partial_fit([[4]], ["d"])  # one class, declared on the first call
+    assert list(clf.classes_) == ["a", "b", "c", "d"] and clf.predict_proba([[4]]).shape == (1, 4)
+    first = MLPClassifier(hidden_layer_sizes=(4,)).partial_fit(np.ones((5, 2)), np.zeros(5, int), classes=[0, 1, 2])
+    np.testing.assert_allclose(first.predict_proba(np.ones((3, 2))).sum(axis=1), 1.0, rtol=1e-6)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), solver="sgd").partial_fit([[3, 2]], [0], classes=[0, 1])
+    with pytest.raises(ValueError, match=r"classes: expected the classes of the first call to partial_fit \[0 1\]"):
+        clf.partial_fit([[3, 2]], [0], classes=[1, 2])
+    clf.partial_fit([[3, 2]], [0], classes=[1, 0])  # the same classes in another order
+    with pytest.raises(ValueError, match="at least 2 classes"):  # a fresh nnjax.fit still refuses one class
+        nnjax.fit(jax.random.key(0), nnjax.MLP((2, 3)), (np.ones((4, 2), np.float32), np.zeros(4, int)),
+                  loss="softmax_cross_entropy", optimizer="sgd", epochs=1, batch_size=4)
+
+
+def test_one_class_predict_proba_has_two_columns_like_scikit_learn(rng):
+    from sklearn.neural_network import MLPClassifier as Reference
+
+    x = rng.normal(size=(20, 3))
+    for labels in (np.zeros(20, int), np.array(["only"] * 20)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ours = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(x, labels)
+            theirs = Reference(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(x, labels)
+        assert ours.predict_proba(x).shape == theirs.predict_proba(x).shape == (20, 2)
+        np.testing.assert_allclose(ours.predict_proba(x).sum(axis=1), 1.0, rtol=1e-6)
+        assert (ours.predict(x) == labels).all()
+
+
+@pytest.mark.parametrize("estimator", [MLPClassifier(), MLPRegressor()], ids=lambda e: type(e).__name__)
+def test_default_estimators_pass_the_sample_weight_equivalence_check(estimator):
+    # the default Adam, batch_size="auto" and max_iter=200: weighted and repeated fits agree to 1e-7
+    from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check_sample_weight_equivalence_on_dense_data(type(estimator).__name__, estimator)

@@ -263,6 +263,7 @@ def _default_out(setup: Setup) -> pathlib.Path:
 
 def _config(setup: Setup) -> dict:
     saved = {k: v for k, v in vars(setup.args).items() if k not in RUN_CONTROL}
+    saved["no_plots"] = bool(setup.args.no_plots)  # steers no result, but --resume keeps it (plots stay off)
     if setup.source.get("path"):
         saved["data"] = setup.source["path"]  # absolute: --config and --resume work from any folder
     return {"args": saved, "data": setup.source, "argv": sys.argv[1:],

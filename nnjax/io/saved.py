@@ -356,6 +356,10 @@ def load(path: Any, *, net: network.MLP | None = None, member: int | None = None
     if net is None:
         raise LoadError(f"net: expected the nnjax.MLP of the checkpoint in {path} (a bare checkpoint does not "
                         "record its topology), got None", "net")
+    if not isinstance(net, network.MLP):  # a Model of your own, a text model: their apply is not an MLP's
+        raise LoadError(f"net: expected an nnjax.MLP (nnjax.load opens MLP checkpoints), got {type(net).__name__}; "
+                        f"restore a model of your own with nnjax.checkpoint.restore({str(path)!r}, like=result)",
+                        "net")
     tree, members = _restore(path, net, step)
     tree, member = _pick(tree, member, members, str(path))
     return SavedModel(net, tree["params"], tree["state"], None, {}, member, path)

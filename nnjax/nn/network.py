@@ -135,6 +135,8 @@ class MLP:
     compute_dtype: str | None = None
 
     def __post_init__(self):
+        if isinstance(self.sizes, (str, bytes)) or not all(_is_int(s) for s in tuple(self.sizes)):
+            raise TypeError(f"sizes: expected integer widths such as (4, 8, 3), got {self.sizes!r}")
         sizes = tuple(int(s) for s in self.sizes)
         if len(sizes) < 2:
             raise ValueError(f"sizes: expected at least (n_in, n_out), got {self.sizes!r}")
@@ -156,6 +158,8 @@ class MLP:
             initializers.get(self.init)
         if not 0.0 <= self.bn_momentum < 1.0:
             raise ValueError(f"bn_momentum: expected a value in [0, 1), got {self.bn_momentum}")
+        if not (isinstance(self.bn_epsilon, (int, float, np.floating)) and 0.0 < self.bn_epsilon < float("inf")):
+            raise ValueError(f"bn_epsilon: expected a finite number > 0 (added to the variance), got {self.bn_epsilon!r}")
         dtype = _float_name(self.dtype, "dtype", _PARAM_DTYPES)
         compute = None if self.compute_dtype is None else _float_name(self.compute_dtype, "compute_dtype",
                                                                        _COMPUTE_DTYPES)
@@ -319,6 +323,7 @@ def apply_with_state(
             )
         state = init_state(net)
     _check_input_width(x, net)
+    _check_layers(params, net)
     rates, active = _dropout_rates(dropout, net)
     needs_key = train and any(active)
     if needs_key and key is None:
@@ -410,6 +415,24 @@ def _dropout_rates(dropout, net: MLP) -> tuple[tuple, tuple[bool, ...]]:
     if rates.shape != (net.n_hidden,):
         raise ValueError(f"dropout: expected a scalar or shape ({net.n_hidden},), got {rates.shape}")
     return tuple(rates[i] for i in range(net.n_hidden)), (True,) * net.n_hidden
+
+
+def _is_int(value: Any) -> bool:
+    """An integer width: int or NumPy integer, or a float with no fraction is not one (2.5 is a mistake)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_layers(params: Any, net: MLP) -> None:
+    """``params`` must be this network's: one layer per dense layer, weights ``(n_in, n_out)``
+    (shapes are static, so under ``jit`` this costs nothing at run time)."""
+    try:
+        got = [tuple(np.shape(layer["w"])) for layer in params]
+    except (TypeError, KeyError, IndexError):
+        return  # not the layers init makes: the forward pass reports what it cannot read
+    want = list(zip(net.sizes[:-1], net.sizes[1:]))
+    if got != want:
+        raise ValueError(f"net: expected the network of the parameters, whose weights have shapes {got}, got "
+                         f"sizes {net.sizes} (weights {want})")
 
 
 def _check_input_width(x: Any, net: MLP) -> None:

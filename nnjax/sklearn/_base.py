@@ -199,7 +199,9 @@ class BaseMLP(BaseEstimator):
         tx = _config.optimizer(**opt_settings)
         stopping = _config.early_stopping(settings, validation=validation is not None, monitor=targets.monitor,
                                           loss_scale=targets.loss_scale)
-        mean_weight = 1.0 if weights is None else float(np.mean(weights))
+        # in float64, and as a sum over a count: a full batch's batch * mean_weight is then exactly the
+        # weights' sum, as for the same rows repeated (a float32 mean differed in its last digits)
+        mean_weight = 1.0 if weights is None else float(np.sum(weights, dtype=np.float64)) / n_train
         x = _padding.pad_inputs(x, train_net)
         x, y, weights, batch_rows = _padding.pad_full_batch(x, targets.y, weights, batch,
                                                             merge=not (self.batch_norm or self.dropout))

@@ -130,6 +130,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             self._multilabel = multilabel
             self._label_dtype = y.dtype
             self.classes_ = np.arange(y.shape[1]) if multilabel else unique_labels(y if classes is None else classes)
+        elif incremental and classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+            raise ValueError(f"classes: expected the classes of the first call to partial_fit {self.classes_} (or "
+                             f"None), got {unique_labels(classes)}")
         if multilabel != self._multilabel or (multilabel and y.shape[1] != len(self.classes_)):
             before = f"indicators of {len(self.classes_)} labels" if self._multilabel else "class labels"
             now = "an indicator matrix" if multilabel else "class labels"
@@ -165,9 +168,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def predict_proba(self, X):
         """Probabilities (n, n_classes) in the order of ``classes_`` (per label for multilabel)."""
         logits = self._logits(X)
-        if len(self.classes_) == 1 and not self._multilabel:
-            return np.ones((logits.shape[0], 1))
-        return self._loss.probabilities(logits)
+        return self._loss.probabilities(logits)  # one class: the logistic output's two columns, as scikit-learn
 
     def predict_log_proba(self, X):
         """``log(predict_proba(X))``."""

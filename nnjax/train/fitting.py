@@ -112,22 +112,23 @@ def _class_weights(y: Any, class_weight: dict | None, sample_weight: Any) -> Any
     return per_row if sample_weight is None else per_row * np.asarray(sample_weight, np.float32)
 
 
-def _check_classes(y: np.ndarray, loss: losses.Loss, k: int) -> None:
+def _check_classes(y: np.ndarray, loss: losses.Loss, k: int, resumed: bool = False) -> None:
     if loss.output != "softmax":  # the loss record says whether outputs are classes of a softmax
         return
     if k < 2:
         raise ValueError(f"net: expected at least 2 outputs for softmax classification, got {k}; for one "
                          "class there is nothing to learn")
-    checks.check_classes(y.argmax(-1) if y.ndim == 2 else y, "y")
+    if not resumed:  # continuing a run on a batch of one class is online learning, not a mistake
+        checks.check_classes(y.argmax(-1) if y.ndim == 2 else y, "y")
 
 
-def prepare(net: Any, data: tuple[Any, Any], options: Options) -> Prepared:
+def prepare(net: Any, data: tuple[Any, Any], options: Options, *, resumed: bool = False) -> Prepared:
     """Checks and encodes a run's data on the host, once: the first of a run's three pieces.
 
     ``net`` is anything :func:`nnjax.model.as_model` accepts; ``options`` gives the loss, the
     weights and the validation data. Concrete inputs are validated (shapes, dtypes,
-    finiteness, label ranges, weights, at least two classes, ``batch_size`` at most the
-    number of examples); traced ones (under ``jax.vmap`` or
+    finiteness, label ranges, weights, at least two classes unless ``resumed`` (a run continued
+    on a batch of one class), ``batch_size`` at most the number of examples); traced ones (under ``jax.vmap`` or
     ``jax.jit``) get shape checks only.
 
     Raises:
@@ -150,7 +151,7 @@ def prepare(net: Any, data: tuple[Any, Any], options: Options) -> Prepared:
     if options.batch_size > n:
         raise ValueError(f"batch_size: expected at most the number of examples ({n}), got {options.batch_size}")
     y = loss.check_targets(y, n, k, "y")
-    _check_classes(np.asarray(y), loss, k)
+    _check_classes(np.asarray(y), loss, k, resumed)
     sample_weight = _class_weights(y, options.class_weight, sample_weight)
     if sample_weight is None:
         w = np.ones((n,), np.float32)
@@ -344,7 +345,7 @@ def plan(key: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options 
             raise ValueError("params: a resumed run continues from its own parameters; pass params=None")
         key = resume.key if key is None else key
     key = check_key(key)
-    prepared = prepare(model, data, options)
+    prepared = prepare(model, data, options, resumed=resume is not None)
     cfg = configure(options, model, prepared.n)
     if resume is not None:
         ts = resume.train_state
