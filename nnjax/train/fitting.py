@@ -214,6 +214,12 @@ def run_compiled(cfg: FitConfig, key: PRNGKey, data: Prepared, reg: Regularizati
     return result._replace(history=history)
 
 
+#: What ``learning_rate="auto"`` runs: the range test registers itself here
+#: (:func:`nnjax.train.search.lr_range.auto_rate`; it sits above this module and imports it, so this
+#: module never imports it). ``nnjax.train`` imports the search package, so it is always registered.
+RATE_FINDER: list = []
+
+
 @takes_settings
 def fit(key: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options | None = None, *,
         params: Params | None = None, resume: FitResult | None = None, progress: Any = False,
@@ -264,10 +270,8 @@ def fit(key: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options |
       TypeError: for a setting of the wrong type or an unknown keyword.
     """
     if isinstance(settings.get("learning_rate"), str) and settings["learning_rate"] == "auto":
-        from nnjax.train.search import lr_range  # here: the search module imports this one
-
-        settings["learning_rate"] = lr_range.auto_rate(resume.key if key is None and resume is not None else key,
-                                                       net, data, options, **settings)
+        settings["learning_rate"] = RATE_FINDER[0](resume.key if key is None and resume is not None else key,
+                                                   net, data, options, **settings)
     p = plan(key, net, data, options, params=params, resume=resume, **settings)
     if not progress or not _is_concrete(p.key, p.data, p.reg, p.ts):
         return p.run(p.ts)

@@ -39,6 +39,7 @@ import numpy as np
 from nnjax._base import checks
 from nnjax.nn.model import as_model
 from nnjax.train import optim
+from nnjax.train import fitting
 from nnjax.train.fitting import configure, prepare, start
 from nnjax.train.loop import batch_key, epoch_permutation, train_step
 from nnjax.train.options import Options, takes_settings
@@ -212,3 +213,6 @@ def auto_rate(key: jax.Array, net: Any, data: tuple[Any, Any], options: Options 
     log.warning("learning_rate='auto': chose %.3g (band %.3g..%.3g over 4 seeds; %s)", found.suggestion,
                 *found.band, found.rule)
     return found.suggestion
+
+
+fitting.RATE_FINDER[:] = [auto_rate]  # fit(learning_rate="auto") runs the range test
