@@ -84,3 +84,15 @@ def run_processes():
         return logs
 
     return run
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_jit_caches():
+    """Each test file starts with JAX's in-memory caches empty. A worker that kept every program of
+    the whole suite crashed twice inside XLA's CPU compiler near the end of a run (a segmentation
+    fault in backend_compile_and_load, in two different tests); no test relies on a program compiled
+    by another file (compile-once tests compile and count within one file)."""
+    import jax
+
+    jax.clear_caches()
+    yield
