@@ -183,7 +183,8 @@ def _is_closed_loop_report(error: BaseException | None) -> bool:
 
 class _TaskReportFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Task exception was never retrieved")
+        # asyncio words it "Task ..." or "_GatheringFuture exception was never retrieved"
+        return not str(record.msg).partition("\n")[0].endswith("exception was never retrieved")
 
 
 @functools.cache
