@@ -108,6 +108,10 @@ def _cli(argv):
     (["--method", "bayes"], "--method: expected one of halving, grid, random"),
     (["--min-epochs", "9", "--epochs", "3"], "--min-epochs: expected at most"),
     (["--eta", "1"], "--eta: expected an integer >= 2"),
+    (["--method", "pbt", "--seeds", "2"], "--seeds: expected 1 with --method pbt"),
+    (["--method", "pbt", "--members", "1"], "--members: expected at least 2"),
+    (["--method", "pbt", "--epochs", "6", "--generation-epochs", "4"], "--generation-epochs: expected a positive divisor"),
+    (["--method", "pbt", "--quantile", "0.7"], "--quantile: expected a fraction in (0, 0.5]"),
 ])
 def test_tune_refuses_bad_ranges_and_budgets_in_one_line(flags, message, tmp_path, capsys):
     assert _cli(["tune", "--dataset", "xor", "--out", tmp_path / "run", *flags]) == 2
@@ -135,3 +139,59 @@ def test_tune_best_run_predicts_as_nnjax_predict_does(tmp_path, capsys):
     column = [k for k in rows[0] if "predict" in k or k in ("y", "label", "class")][0]
     assert len(rows) == len(x)
     np.testing.assert_array_equal(np.asarray([float(r[column]) for r in rows]), predicted.astype(float))
+
+
+def _capture(monkeypatch, method):
+    """Runs the real search of ``method`` and keeps what it found (the member the search trained)."""
+    from nnjax.cli import _tune
+    found, real = [], _tune.METHODS[method]
+
+    def keep(*args, **kwargs):
+        found.append(real(*args, **kwargs))
+        return found[-1]
+
+    monkeypatch.setitem(_tune.METHODS, method, keep)
+    return found
+
+
+def _check_best_is_the_member(run, member, tmp_path):
+    """best/ holds the member's own weights: its predictions are the member's, and nnjax predict opens it."""
+    model = nnjax.load(run / "best")
+    x = nnjax.data.load_dataset("blobs").x
+    own = model._replace(params=member.params, state=member.state)
+    np.testing.assert_allclose(model.predict_proba(x), own.predict_proba(x), rtol=1e-6, atol=1e-7)
+    for a, b in zip(jax.tree.leaves(model.params), jax.tree.leaves(member.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert _cli(["predict", run / "best", "--dataset", "blobs", "--out", tmp_path / "p.csv"]) == 0
+    assert _cli(["evaluate", run / "best"]) == 0
+
+
+def test_tune_best_run_is_the_winning_member_not_a_retraining(tmp_path, monkeypatch, capsys):
+    found = _capture(monkeypatch, "random")
+    run = tmp_path / "run"
+    assert _cli(["tune", "--dataset", "blobs", "--hidden", "4", "--epochs", "2", "--members", "3", "--batch-size", "16",
+                 "--method", "random", "--lr", "1e-2:1e-1", "--l2", "0:1e-3", "--out", run]) == 0
+    (out,) = found
+    import json
+    config = json.loads((run / "best" / "config.json").read_text())["args"]
+    assert config["lr"] == out.leaderboard[0]["learning_rate"] and config["l2"] == out.leaderboard[0]["l2"]
+    assert "method" not in config and config["epochs"] == 2
+    _check_best_is_the_member(run, out.best, tmp_path)
+
+
+def test_tune_pbt_writes_leaderboard_schedules_and_the_best_member(tmp_path, monkeypatch, capsys):
+    found = _capture(monkeypatch, "pbt")
+    run = tmp_path / "run"
+    assert _cli(["tune", "--dataset", "blobs", "--hidden", "4", "--epochs", "4", "--generation-epochs", "2",
+                 "--members", "4", "--batch-size", "16", "--method", "pbt", "--lr", "1e-2:1e-1", "--out", run]) == 0
+    printed = capsys.readouterr().out
+    assert "generation 1/2: best val_accuracy" in printed and "generation 2/2: best val_accuracy" in printed
+    (out,) = found
+    import json
+    rows = json.loads((run / "leaderboard.json").read_text())
+    assert len(rows) == 4 and all(r["epochs"] == 4 and len(r["scores"]) == 2 for r in rows)
+    assert rows[0]["member"] == out.pbt.best and rows[0]["score"] == max(r["score"] for r in rows)
+    assert all(r["l2"] == 0.0 and r["dropout"] == 0.0 for r in rows)  # single values are fixed, not explored
+    assert set(out.pbt.settings) == {"learning_rate"}
+    assert (run / "schedules.png").stat().st_size and (run / "validation_curves.png").stat().st_size
+    _check_best_is_the_member(run, out.best, tmp_path)

@@ -36,7 +36,7 @@ from nnjax.cli._setup import Setup, make_setup
 from nnjax.cli._errors import UsageError
 from nnjax.cli._parser import RUN_CONTROL
 
-__all__ = ["plan_run", "run_training", "train", "write_outputs"]
+__all__ = ["plan_run", "run_training", "save_run", "train", "write_outputs"]
 
 
 def plan_run(setup: Setup) -> Any:
@@ -240,6 +240,20 @@ def write_outputs(setup: Setup, run_dir: pathlib.Path, result: Any, seconds: flo
             if values:
                 summary[f"test_{key}_mean"], summary[f"test_{key}_std"] = float(np.mean(values)), float(np.std(values))
     return summary
+
+
+def save_run(setup: Setup, run_dir: pathlib.Path, result: Any, seconds: float = 0.0) -> dict:
+    """A model trained elsewhere written as a finished run of ``nnjax train`` (``nnjax tune`` saves
+    its best member so): config, preprocessing, one checkpoint at ``--epochs``, history, metrics
+    and plots, by the writers ``train`` uses; ``nnjax evaluate``/``predict`` and ``nnjax.load``
+    open it. ``setup.args`` must describe the result (its settings, ``seeds`` 1, ``epochs``).
+    Returns the summary."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(run_dir / runs.CONFIG, _config(setup))
+    runs.write_json(run_dir / runs.PREPROCESSING, setup.prep._asdict())
+    done = int(setup.args.epochs)
+    checkpoint.save(run_dir / runs.CHECKPOINTS, result, step=done, metadata={"epochs_done": done, "finished": True})
+    return write_outputs(setup, run_dir, result, seconds)
 
 
 def _check_tensorboard() -> None:

@@ -49,10 +49,11 @@ from nnjax.nn import losses
 from nnjax.train import optim
 from nnjax.train import mesh as parallel_lib
 from nnjax._base.typing import Params, PRNGKey
+from nnjax.train import fitting
 from nnjax.train.fitting import FitResult, fit, plan, prepare
 from nnjax.nn.model import as_model
 from nnjax.train.loop import TrainState, split_run_key
-from nnjax.train.options import Options, takes_settings
+from nnjax.train.options import Options, is_auto, takes_settings
 
 __all__ = [
     "MEMBER_SETTINGS",
@@ -249,6 +250,16 @@ class PopulationPlan:
 
 
 @takes_settings
+def _found_rate(keys: PRNGKey, net: Any, data: tuple[Any, Any], options: Options) -> Options:
+    """``learning_rate="auto"`` for a population: :func:`nnjax.fitting.with_found_rate` with the
+    first member's key and, for the test, the median of each per-member penalty or dropout rate."""
+    first = jax.tree.map(lambda k: k[0], keys)
+    typical = {name: float(np.median(np.asarray(v))) for name in ("l1", "l2", "dropout")
+               if (v := getattr(options, name)) is not None and np.ndim(v) > 0}
+    found = fitting.with_found_rate(first, net, data, options.replace(**typical))
+    return options.replace(learning_rate=found.learning_rate)
+
+
 def plan_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options | None = None, *,
                     init_scale: Any = None, resume: FitResult | None = None, mesh: jax.sharding.Mesh | None = None,
                     chunk_size: int | None = None, **settings: Any) -> PopulationPlan:
@@ -274,6 +285,8 @@ def plan_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], optio
             raise ValueError("keys: expected stacked PRNG keys (jax.random.split(key, P)), got None")
         keys = resume.key
     size = population_size(keys)
+    if is_auto(options.learning_rate):  # one rate for every member: the range test's, with the first key
+        options = _found_rate(keys, net, data, options)
     rate = options.learning_rate
     swept = {"l1": options.l1, "l2": options.l2, "dropout": options.dropout, "init_scale": init_scale}
     if not callable(rate) and options.rate is not None:  # a number (or one per member): traced
@@ -340,8 +353,9 @@ def fit_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], option
         optax.GradientTransformation`` (built inside the vmapped function, so the learning rate
         may differ per member); ``learning_rate``, ``l1``, ``l2`` and ``dropout`` may be one
         value per member, shape ``(P,)`` (``dropout`` also ``(P, n_hidden)``);
-        ``learning_rate`` defaults to 0.01 for a name. ``batch_sharding`` is refused (use
-        ``mesh``).
+        ``learning_rate`` defaults to 0.01 for a name; ``"auto"`` gives every member the
+        range test's suggestion (:func:`nnjax.lr_find`, run once with the first key and the
+        median penalties). ``batch_sharding`` is refused (use ``mesh``).
 
     Returns:
       A :class:`~nnjax.FitResult` whose leaves have a leading axis of size P;
