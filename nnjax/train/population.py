@@ -249,7 +249,6 @@ class PopulationPlan:
         return result
 
 
-@takes_settings
 def _found_rate(keys: PRNGKey, net: Any, data: tuple[Any, Any], options: Options) -> Options:
     """``learning_rate="auto"`` for a population: :func:`nnjax.fitting.with_found_rate` with the
     first member's key and, for the test, the median of each per-member penalty or dropout rate."""
@@ -260,6 +259,7 @@ def _found_rate(keys: PRNGKey, net: Any, data: tuple[Any, Any], options: Options
     return options.replace(learning_rate=found.learning_rate)
 
 
+@takes_settings
 def plan_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options | None = None, *,
                     init_scale: Any = None, resume: FitResult | None = None, mesh: jax.sharding.Mesh | None = None,
                     chunk_size: int | None = None, **settings: Any) -> PopulationPlan:
