@@ -95,7 +95,7 @@ class Run(NamedTuple):
     optimizer: Any
     signature: tuple  # what a carried optimizer state must match
     n_train: int
-    rate_factory: Any  # learning_rate -> the optimizer at a constant rate (the range test drives it)
+    range_test: tuple  # (learning_rate -> the optimizer at a constant rate, its back-off): for lr_find
 
 
 def _population(keys: list, run: Run, resume: TrainState | None, incremental: bool):
@@ -193,8 +193,9 @@ class BaseMLP(BaseEstimator):
         if not first_pass and hasattr(self, "learning_rate_init_"):
             return self.learning_rate_init_
         probe = self._prepare(x, targets, weights, None, settings._replace(learning_rate_init=1e-3), incremental)
-        options = probe.options.replace(optimizer=probe.rate_factory, validation=None, early_stopping=None)
-        return float(lr_range.auto_rate(jax.random.key(seed), probe.train_net, probe.data, options))
+        factory, backoff = probe.range_test
+        options = probe.options.replace(optimizer=factory, validation=None, early_stopping=None)
+        return float(lr_range.auto_rate(jax.random.key(seed), probe.train_net, probe.data, options, backoff=backoff))
 
     def _prepare(self, x, targets: Targets, weights, validation, settings, incremental: bool) -> Run:
         """Translates the settings into one ``nnjax.fit`` call (see ``_config`` and ``_padding``)."""
@@ -231,7 +232,7 @@ class BaseMLP(BaseEstimator):
             shuffle=bool(self.shuffle),
         )
         signature = (tuple(sorted(opt_settings.items())), train_net, stopping)
-        return Run(net, train_net, (x, y), options, tx, signature, n_train, _config.rate_factory(opt_settings))
+        return Run(net, train_net, (x, y), options, tx, signature, n_train, _config.range_test(opt_settings))
 
     def _split(self, x, targets: Targets, weights, settings, rng):
         """scikit-learn's early-stopping split: ``validation_fraction`` held out, stratified for binary."""

@@ -39,7 +39,7 @@ import numpy as np
 import optax
 
 from nnjax.nn import activations, initializers
-from nnjax._base import checks
+from nnjax._base import checks, optimizers
 from nnjax.train import optim
 from nnjax.train.loop import EarlyStopping
 from nnjax.train.options import AUTO, is_auto
@@ -197,11 +197,14 @@ def _inverse_scaling(learning_rate_init: float, power_t: float, steps_per_epoch:
     return schedule
 
 
-def rate_factory(settings: dict) -> Any:
-    """``learning_rate -> optimizer`` of :func:`optimizer`'s ``settings`` at a constant rate (what
-    the range test of ``learning_rate_init="auto"`` drives; "invscaling" starts at that rate)."""
+def range_test(settings: dict) -> tuple[Any, float]:
+    """What the range test of ``learning_rate_init="auto"`` drives: ``learning_rate -> optimizer``
+    of :func:`optimizer`'s ``settings`` at a constant rate ("invscaling" starts at that rate), and
+    the back-off of the solver's optimizer in the table (:func:`nnjax.lr_find`)."""
     fixed = {**settings, "schedule": "constant", "steps_per_epoch": None, "n_train": None}
-    return lambda rate: optimizer.__wrapped__(**{**fixed, "learning_rate_init": rate})
+    name = _TABLE_NAME[settings["solver"], bool(settings["momentum"]), bool(settings["nesterov"])]
+    return (lambda rate: optimizer.__wrapped__(**{**fixed, "learning_rate_init": rate}),
+            optimizers.OPTIMIZERS[name].range_backoff)
 
 
 @functools.lru_cache(maxsize=128)
