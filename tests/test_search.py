@@ -195,3 +195,27 @@ def test_tune_pbt_writes_leaderboard_schedules_and_the_best_member(tmp_path, mon
     assert set(out.pbt.settings) == {"learning_rate"}
     assert (run / "schedules.png").stat().st_size and (run / "validation_curves.png").stat().st_size
     _check_best_is_the_member(run, out.best, tmp_path)
+
+
+def test_one_set_of_range_records_for_every_sampler():
+    from nnjax.train import search, sweeps
+    from nnjax.train.search import population_based as pb
+    assert pb.LogUniform is sweeps.LogUniform is search.LogUniform and search.Choice is sweeps.Choice
+    key = jax.random.key(3)
+    for r in (LogUniform(1e-4, 1e-1), Uniform(0.0, 0.5), sweeps.Choice((0.0, 1e-4, 1e-3))):
+        # the host's draw (random search, halving) and the program's (PBT's resample) are one draw
+        host = sweeps.draw(key, r, (64,))
+        program = jax.jit(lambda k, r=r: sweeps.draw(k, r, (64,), traced=True))(key)
+        np.testing.assert_allclose(np.asarray(program), host, rtol=1e-5)
+    assert parse_range("l2", "0,1e-4") == sweeps.as_range("l2", [0, 1e-4]) == sweeps.Choice((0.0, 1e-4))
+    assert sweeps.as_range("dropout", 0.1) == sweeps.Choice((0.1,))
+    drawn = sample({"learning_rate": "1e-3:1e-1", "l2": [0.0, 1e-4]}, 5, key=key)
+    direct = sweeps.random_search(5, key=key, learning_rate=LogUniform(1e-3, 1e-1), l2=sweeps.Choice((0.0, 1e-4)))
+    for name in direct:
+        np.testing.assert_array_equal(drawn[name], direct[name])
+    for value, message in ((LogUniform(0.0, 1.0), "lr: expected 0 < low < high (log-uniform)"),
+                           (Uniform(1.0, 1.0), "lr: expected finite low < high"),
+                           ([], "lr: expected a non-empty list of finite numbers"), ("x", "lr: expected a number")):
+        with pytest.raises(ValueError) as err:
+            sweeps.as_range("lr", value)
+        assert str(err.value).startswith(message) and "\n" not in str(err.value)

@@ -343,3 +343,19 @@ def test_sklearn_learning_rate_init_auto_trains_at_the_range_tests_choice(caplog
     assert clf.get_params()["learning_rate_init"] == "auto" and clf.score(BLOBS.x, BLOBS.y) > 0.5
     fixed = MLPClassifier((6,), learning_rate_init=0.01, max_iter=1, random_state=0).fit(BLOBS.x, BLOBS.y)
     assert fixed.learning_rate_init_ == 0.01
+
+
+def test_the_back_off_is_the_optimizers_own():
+    """The suggestion is the rate at the loss minimum over the optimizer table's range_backoff (SGD 3, Adam 10)."""
+    x, y = _regression(0)
+    net, args = nnjax.MLP((4, 1)), dict(loss="mse", optimizer="sgd", batch_size=64, steps=30, seeds=2)
+    found = search.lr_find(jax.random.key(0), net, (x, y), **args)
+    from nnjax._base.optimizers import OPTIMIZERS
+    assert OPTIMIZERS["sgd"].range_backoff == 3 and OPTIMIZERS["adam"].range_backoff == 10
+    at_minimum = found.rates[np.nanargmin(found.smoothed, axis=1)]
+    np.testing.assert_allclose(found.suggestions, at_minimum / 3, rtol=1e-12)
+    assert "minimum / 3," in found.rule
+    cautious = search.lr_find(jax.random.key(0), net, (x, y), backoff=10, **args)
+    np.testing.assert_allclose(cautious.suggestions, at_minimum / 10, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"^backoff: expected a finite factor >= 1, got 0.5$"):
+        search.lr_find(jax.random.key(0), net, (x, y), backoff=0.5, **args)
