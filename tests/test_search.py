@@ -110,7 +110,8 @@ def _cli(argv):
     (["--eta", "1"], "--eta: expected an integer >= 2"),
     (["--method", "pbt", "--seeds", "2"], "--seeds: expected 1 with --method pbt"),
     (["--method", "pbt", "--members", "1"], "--members: expected at least 2"),
-    (["--method", "pbt", "--epochs", "6", "--generation-epochs", "4"], "--generation-epochs: expected a positive divisor"),
+    (["--method", "pbt", "--epochs", "6", "--generation-epochs", "4"],
+     "--generation-epochs: expected a positive divisor"),
     (["--method", "pbt", "--quantile", "0.7"], "--quantile: expected a fraction in (0, 0.5]"),
 ])
 def test_tune_refuses_bad_ranges_and_budgets_in_one_line(flags, message, tmp_path, capsys):

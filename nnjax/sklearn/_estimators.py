@@ -50,7 +50,8 @@ _SHARED_ARGS = """
     (data loss per epoch in scikit-learn's units, penalties excluded), ``best_loss_`` (None with
     early stopping), ``validation_scores_``, ``best_validation_score_``, ``n_iter_``, ``t_``,
     ``n_features_in_``, ``feature_names_in_``, ``n_layers_``, ``n_outputs_``, ``out_activation_``;
-    nnjax's: ``history_`` (this fit's nnjax history), ``seed_scores_``, ``best_seed_``, ``learning_rate_init_`` (the rate trained with).
+    nnjax's: ``history_`` (this fit's nnjax history), ``seed_scores_``, ``best_seed_``,
+    ``learning_rate_init_`` (the rate trained with).
 """
 
 
