@@ -113,6 +113,7 @@ def _cli(argv):
     (["--method", "pbt", "--epochs", "6", "--generation-epochs", "4"],
      "--generation-epochs: expected a positive divisor"),
     (["--method", "pbt", "--quantile", "0.7"], "--quantile: expected a fraction in (0, 0.5]"),
+    (["--method", "pbt", "--lr", "0.1"], "--lr: expected a range to explore with --method pbt"),
 ])
 def test_tune_refuses_bad_ranges_and_budgets_in_one_line(flags, message, tmp_path, capsys):
     assert _cli(["tune", "--dataset", "xor", "--out", tmp_path / "run", *flags]) == 2
@@ -121,7 +122,8 @@ def test_tune_refuses_bad_ranges_and_budgets_in_one_line(flags, message, tmp_pat
     assert not (tmp_path / "run").exists()
 
 
-def test_tune_best_run_predicts_as_nnjax_predict_does(tmp_path, capsys):
+def test_tune_best_run_predicts_as_nnjax_predict_does(tmp_path, capsys, monkeypatch):
+    found = _capture(monkeypatch, "halving")
     run = tmp_path / "run"
     assert _cli(["tune", "--dataset", "blobs", "--hidden", "4", "--epochs", "3", "--members", "3", "--batch-size", "16",
                  "--lr", "1e-2:1e-1", "--out", run]) == 0
@@ -140,6 +142,11 @@ def test_tune_best_run_predicts_as_nnjax_predict_does(tmp_path, capsys):
     column = [k for k in rows[0] if "predict" in k or k in ("y", "label", "class")][0]
     assert len(rows) == len(x)
     np.testing.assert_array_equal(np.asarray([float(r[column]) for r in rows]), predicted.astype(float))
+    # best/ is the winning member itself (its own weights, not a retraining), with its settings
+    (out,) = found
+    config = json.loads((run / "best" / "config.json").read_text())["args"]
+    assert config["lr"] == out.leaderboard[0]["learning_rate"] and "method" not in config and config["epochs"] == 3
+    _check_best_is_the_member(run, out.best, tmp_path)
 
 
 def _capture(monkeypatch, method):
@@ -163,21 +170,8 @@ def _check_best_is_the_member(run, member, tmp_path):
     np.testing.assert_allclose(model.predict_proba(x), own.predict_proba(x), rtol=1e-6, atol=1e-7)
     for a, b in zip(jax.tree.leaves(model.params), jax.tree.leaves(member.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert _cli(["predict", run / "best", "--dataset", "blobs", "--out", tmp_path / "p.csv"]) == 0
+    assert _cli(["predict", run / "best", "--dataset", "blobs", "--out", tmp_path / "best.csv"]) == 0
     assert _cli(["evaluate", run / "best"]) == 0
-
-
-def test_tune_best_run_is_the_winning_member_not_a_retraining(tmp_path, monkeypatch, capsys):
-    found = _capture(monkeypatch, "random")
-    run = tmp_path / "run"
-    assert _cli(["tune", "--dataset", "blobs", "--hidden", "4", "--epochs", "2", "--members", "3", "--batch-size", "16",
-                 "--method", "random", "--lr", "1e-2:1e-1", "--l2", "0:1e-3", "--out", run]) == 0
-    (out,) = found
-    import json
-    config = json.loads((run / "best" / "config.json").read_text())["args"]
-    assert config["lr"] == out.leaderboard[0]["learning_rate"] and config["l2"] == out.leaderboard[0]["l2"]
-    assert "method" not in config and config["epochs"] == 2
-    _check_best_is_the_member(run, out.best, tmp_path)
 
 
 def test_tune_pbt_writes_leaderboard_schedules_and_the_best_member(tmp_path, monkeypatch, capsys):

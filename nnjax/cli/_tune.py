@@ -170,7 +170,7 @@ def _write_leaderboard(run_dir: pathlib.Path, rows: list[dict]) -> None:
             w.writerow({**r, "scores": " ".join(f"{v:.6g}" for v in r["scores"])})
 
 
-def save_best(setup: Any, directory: pathlib.Path, member: Any, row: dict) -> dict:
+def save_best(setup: Any, directory: pathlib.Path, member: Any, row: dict, seconds: float = 0.0) -> dict:
     """The winning member as it was trained in the search, written as an ordinary run of
     ``nnjax train`` in ``directory`` (replacing one there): its settings in config.json and its own
     weights in the checkpoint, so that ``nnjax evaluate``/``predict`` and ``nnjax.load`` open it."""
@@ -182,13 +182,16 @@ def save_best(setup: Any, directory: pathlib.Path, member: Any, row: dict) -> di
         import shutil
 
         shutil.rmtree(directory)
-    return _train.save_run(setup._replace(args=args), directory, member)
+    return _train.save_run(setup._replace(args=args), directory, member, seconds)
 
 
 def tune(args: argparse.Namespace) -> int:
     """The ``nnjax tune`` command; returns the exit code."""
     _check(args)
     space = parse_ranges(args)
+    if args.method == "pbt" and all(_fixed(r) for r in space.values()):
+        raise UsageError("--lr: expected a range to explore with --method pbt (e.g. 1e-3:1e-1; --l2 and --dropout "
+                         "take ranges too), got single values only")
     first = {f: (r.values[0] if isinstance(r, space_lib.Choice) else r.low) for f, r in zip(_SETTING, space.values())}
     base = argparse.Namespace(**{**vars(args), "command": "train", "lr": float(first["lr"]), "l2": 0.0,
                                  "dropout": "0", "seeds": 1, "resume": None, "config": None, "from_intact": False,
@@ -214,7 +217,7 @@ def tune(args: argparse.Namespace) -> int:
         if out.pbt is not None:
             plots.plot_pbt_schedules(out.pbt, path=run_dir / "schedules.png")
     best = out.leaderboard[0]
-    save_best(setup._replace(args=base), run_dir / "best", out.best, best)
+    save_best(setup._replace(args=base), run_dir / "best", out.best, best, seconds)
     if not args.quiet:
         print(f"{args.method}: {len(out.leaderboard)} members in {seconds:.1f} s; best member {best['member']} "
               f"({', '.join(f'{k}={best[k]:.3g}' for k in space)}): {out.metric} {best['score']:.4f}")
