@@ -17,10 +17,10 @@ def blobs():
     return d.x, d.y
 
 
-def _search(blobs, key=0):
+def _search(blobs, key=0, **kw):
     return successive_halving(jax.random.key(key), nnjax.MLP((2, 8, 1), output="sigmoid"), blobs,
                               {"learning_rate": "1e-3:1", "l2": "0,1e-3"}, members=9, min_epochs=1, max_epochs=9,
-                              metric="val_loss", validation=blobs, **SETTINGS)
+                              metric="val_loss", validation=blobs, **SETTINGS, **kw)
 
 
 @pytest.mark.parametrize("text", ["1e-1:1e-4", "a:b", "1:2:3", "log:0:1", "", "1,1", "nan:1"])
@@ -53,7 +53,7 @@ def test_grid_sample_spans_the_range():
 
 
 def test_same_key_same_leaderboard(blobs):
-    a, b = _search(blobs), _search(blobs)
+    a, b = _search(blobs), _search(blobs, compile_ahead=False)  # compiling later rungs ahead changes nothing
     assert a.leaderboard == b.leaderboard
     assert [r["epochs"] for r in a.leaderboard].count(9) == 1 and len(a.leaderboard) == 9
 
@@ -67,6 +67,27 @@ def test_compacted_survivor_matches_an_uncompacted_run(blobs):
     np.testing.assert_allclose(out.best.history["val_loss"], ref.history["val_loss"], rtol=1e-4, atol=1e-6)
     for a, b in zip(jax.tree.leaves(out.best.params), jax.tree.leaves(ref.params)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_later_rungs_are_compiled_ahead_and_then_run_without_compiling(blobs, caplog):
+    from nnjax.train.search import halving
+
+    net, space = nnjax.MLP((2, 8, 1), output="sigmoid"), {"learning_rate": "1e-3:1", "l2": "1e-4,1e-3"}
+    options = nnjax.Options.of(None, epochs=1, validation=blobs, **SETTINGS)
+    jax.clear_caches()
+    per = {"learning_rate": np.full(9, 0.1, np.float32), "l2": np.full(9, 1e-3, np.float32)}  # values do not matter
+    futures = halving._compile_ahead(net, blobs, options, jax.random.split(jax.random.key(0), 9), per,
+                                     [9, 3, 1], [1, 3, 9], 0)
+    assert sorted(futures) == [1, 2]  # rungs after the first: 3 members for 2 epochs, 1 member for 6
+    for f in futures.values():
+        assert f.result() is None
+    with jax.log_compiles(True), caplog.at_level("WARNING"):
+        out = successive_halving(jax.random.key(0), net, blobs, space, members=9, min_epochs=1, max_epochs=9,
+                                 metric="val_loss", validation=blobs, compile_ahead=False, **SETTINGS)
+    compiled = [r.getMessage() for r in caplog.records if "_fit_members_traced" in r.getMessage()
+                and "compil" in r.getMessage().lower() and "Finished" in r.getMessage()]
+    assert len(out.leaderboard) == 9
+    assert len(compiled) == 1, compiled  # the first rung's program only
 
 
 def test_resume_after_a_rung_is_bit_for_bit(blobs, tmp_path, monkeypatch):

@@ -230,6 +230,26 @@ class PopulationPlan:
     def may_stop(self) -> bool:
         return self.spec.options.may_stop
 
+    def _call(self, ts: TrainState | None, epochs: int | None) -> tuple[_Spec, tuple]:
+        """The static spec and the member arguments of :meth:`run`'s program."""
+        spec = self.spec
+        if epochs is not None and epochs != spec.options.epochs:
+            spec = spec._replace(options=spec.options.replace(epochs=int(epochs)))
+        members = (self.keys, self.members, ts)
+        if spec.mesh is not None and "population" in spec.mesh.axis_names:
+            members = parallel_lib.pad_population(members, self.size, spec.mesh.shape["population"])
+        return spec, members
+
+    def compile(self, ts: TrainState | None, epochs: int | None = None) -> None:
+        """Compiles :meth:`run`'s program for ``ts`` and ``epochs`` without running it.
+
+        Ahead of time: a later :meth:`run` of the same shapes and settings (of any values) starts
+        at once. Searches compile the programs of their next population sizes this way while the
+        current one trains (:func:`nnjax.successive_halving`).
+        """
+        spec, members = self._call(ts, epochs)
+        _fit_members.lower(spec, self.arrays, *members).compile()
+
     def run(self, ts: TrainState | None, epochs: int | None = None, *, slots: int | None = None,
             trim: bool = True) -> FitResult:
         """Trains ``epochs`` epochs (default ``options.epochs``) from ``ts``; one compiled program a length.
@@ -237,12 +257,7 @@ class PopulationPlan:
         ``slots`` and ``trim`` are accepted for the runner's sake: a population's program has
         exactly ``epochs`` epoch slots.
         """
-        spec = self.spec
-        if epochs is not None and epochs != spec.options.epochs:
-            spec = spec._replace(options=spec.options.replace(epochs=int(epochs)))
-        members = (self.keys, self.members, ts)
-        if spec.mesh is not None and "population" in spec.mesh.axis_names:
-            members = parallel_lib.pad_population(members, self.size, spec.mesh.shape["population"])
+        spec, members = self._call(ts, epochs)
         result = _fit_members(spec, self.arrays, *members)
         if population_size(result.key) != self.size:
             result = jax.tree.map(lambda a: a[:self.size], result)
