@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     _common.save(fig, args.out, "pbt.png")
     # every member's lineage schedule (the plot `nnjax tune --method pbt` writes), and the winner's own model
     nnjax.plots.plot_pbt_schedules(out, path=args.out / "pbt_schedules.png")
+    print(f"saved {args.out / 'pbt_schedules.png'}")
     best = out.member()
     assert np.allclose(best.history["val_loss"], search.lineage_history(out)["val_loss"])
     _common.conclude(
