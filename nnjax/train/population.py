@@ -60,6 +60,7 @@ __all__ = [
     "PopulationPlan",
     "best_index",
     "fit_population",
+    "found_rate",
     "member_scores",
     "plan_population",
     "population_size",
@@ -264,9 +265,12 @@ class PopulationPlan:
         return result
 
 
-def _found_rate(keys: PRNGKey, net: Any, data: tuple[Any, Any], options: Options) -> Options:
-    """``learning_rate="auto"`` for a population: :func:`nnjax.fitting.with_found_rate` with the
-    first member's key and, for the test, the median of each per-member penalty or dropout rate."""
+def found_rate(keys: PRNGKey, net: Any, data: tuple[Any, Any], options: Options) -> Options:
+    """``options`` with ``learning_rate="auto"`` replaced by one rate for the whole population:
+    :func:`nnjax.fitting.with_found_rate` with the first member's key and, for the test, the median
+    of each per-member penalty or dropout rate (other ``options`` as they are)."""
+    if not is_auto(options.learning_rate):
+        return options
     first = jax.tree.map(lambda k: k[0], keys)
     typical = {name: float(np.median(np.asarray(v))) for name in ("l1", "l2", "dropout")
                if (v := getattr(options, name)) is not None and np.ndim(v) > 0}
@@ -301,7 +305,7 @@ def plan_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], optio
         keys = resume.key
     size = population_size(keys)
     if is_auto(options.learning_rate):  # one rate for every member: the range test's, with the first key
-        options = _found_rate(keys, net, data, options)
+        options = found_rate(keys, net, data, options)
     rate = options.learning_rate
     swept = {"l1": options.l1, "l2": options.l2, "dropout": options.dropout, "init_scale": init_scale}
     if not callable(rate) and options.rate is not None:  # a number (or one per member): traced
