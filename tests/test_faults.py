@@ -13,10 +13,12 @@ import errno
 import os
 import pathlib
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 import numpy as np
@@ -401,6 +403,117 @@ def test_two_trains_racing_for_one_out_one_wins_and_its_run_is_complete(tmp_path
     assert checkpoint.steps(out / "checkpoints") == [2, 4] and (out / "metrics.json").is_file()
     assert not (out / files.LOCK).exists()
     assert main(["evaluate", str(out), "--dataset", "xor"]) == 0
+
+
+_RACE_RESUME = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    from nnjax.cli import _train, main  # JAX and the command imported before the barrier
+    barrier, me = pathlib.Path(sys.argv[1]), sys.argv[2]
+    (barrier / me).touch()
+    while len(list(barrier.iterdir())) < 2:  # both processes resume at the same moment
+        time.sleep(0.001)
+    sys.exit(main(sys.argv[3:]))
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_real_resumes_at_once_one_wins_and_the_other_changes_nothing(run_copy, tmp_path):
+    """Two ``nnjax train --resume RUN`` processes: the loser exits 2 with one line naming the
+    winner's pid, while the winner holds the run; the winner's result is the uninterrupted run's."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    argv = ["train", "--resume", str(run_copy), "--epochs", "30", "--checkpoint-every", "5", "--quiet"]
+    procs = [subprocess.Popen([sys.executable, "-c", _RACE_RESUME, str(barrier), str(i), *argv], env=ENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 2], (codes, outputs)
+    winner, loser = (procs[codes.index(0)], outputs[codes.index(2)])
+    assert loser[0] == "" and loser[1].count("\n") == 1, loser
+    assert loser[1].startswith("nnjax: error: --resume") and f"in use by another process (pid {winner.pid})" in \
+        loser[1], loser
+    assert checkpoint.steps(run_copy / "checkpoints") == [20, 25, 30] and _leftovers(run_copy) == []
+    assert not (run_copy / files.LOCK).exists()
+    reference = tmp_path / "reference"
+    assert main(["train", *XOR, "--epochs", "30", "--out", str(reference)]) == 0
+    for name in ("preprocessing.json", "history.csv"):  # (config.json records the command and the time)
+        assert (run_copy / name).read_text() == (reference / name).read_text(), name
+    for mine, theirs in zip(_final_arrays(run_copy), _final_arrays(reference), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def _step_names(directory: pathlib.Path) -> tuple[list[int], bool]:
+    """The complete steps in a checkpoint directory and whether a save is in progress (cheap: a listing)."""
+    try:
+        names = [p.name for p in directory.iterdir()]
+    except FileNotFoundError:
+        return [], False
+    return sorted(int(n) for n in names if n.isdigit()), any("orbax-checkpoint-tmp" in n for n in names)
+
+
+def _interrupt(argv: list[str], directory: pathlib.Path, *, after: int, during_save: bool,
+               delay: float = 0.0) -> tuple[int, str, list[int], int]:
+    """Runs ``nnjax`` with ``argv``; once ``directory`` holds a step beyond ``after``, sends SIGINT when
+    the next save is in progress (``during_save``) or ``delay`` seconds later. Returns the exit code,
+    stderr, the complete steps seen just before the signal and the process's peak memory by then
+    (kB, 0 where /proc does not say)."""
+    proc = subprocess.Popen([sys.executable, "-m", "nnjax", *argv], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            steps, saving = _step_names(directory)
+            if steps and steps[-1] > after and (saving or not during_save):
+                break
+            time.sleep(0.0005)
+        time.sleep(delay)
+        seen = _step_names(directory)[0]
+        peak = _peak_memory_kb(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return proc.returncode, err, seen, peak
+
+
+def _peak_memory_kb(pid: int) -> int:
+    try:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
+@pytest.mark.slow
+def test_sigint_at_random_moments_and_during_a_save_loses_nothing_and_resumes_bit_for_bit(run20, tmp_path, rng):
+    """A real ``nnjax train`` interrupted (Ctrl-C) while a checkpoint is being written, then its
+    resume interrupted at a random moment: each exits 130 with one line, keeps every complete
+    checkpoint intact, and the last resume ends bit for bit where the uninterrupted run20 does.
+    The first run asks for 10^9 epochs: nothing is planned or allocated for epochs not yet run, so
+    it holds no more memory than its resume with --epochs 20 (issue 24: a list of 10^8 chunks)."""
+    out = tmp_path / "run"
+    ckpt = out / "checkpoints"
+    fresh = ["train", *XOR, "--epochs", "1000000000", "--checkpoint-every", "1", "--out", str(out)]
+    resume = ["train", "--resume", str(out), "--epochs", "20", "--checkpoint-every", "1", "--quiet"]
+    peaks = []
+    moments = [(fresh, True, 0.0), (resume, False, float(rng.uniform(0.0, 0.2)))]
+    for argv, during_save, delay in moments:
+        before = _step_names(ckpt)[0]
+        code, err, seen, peak = _interrupt(argv, ckpt, after=max(before, default=0), during_save=during_save,
+                                           delay=delay)
+        peaks.append(peak)
+        print("interrupted after", seen, "during a save" if during_save else f"{delay:.3f} s after a step",
+              f"peak memory {peak / 1024:.0f} MB")
+        assert code == 130 and err == f"nnjax: interrupted; continue with: nnjax train --resume {out}\n", (code, err)
+        kept = checkpoint.steps(ckpt)
+        assert kept[-1] >= seen[-1] and checkpoint.intact_steps(ckpt) == kept  # nothing complete lost
+        assert kept[-1] < 20 and not (out / files.LOCK).exists()
+    assert peaks[0] <= 1.25 * peaks[1], peaks  # 10^9 epochs asked, a few run: the memory of a short run
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    for mine, theirs in zip(_final_arrays(out), _final_arrays(run20), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 def test_resume_without_checkpoints_says_so(run_copy, capsys):

@@ -432,10 +432,9 @@ def train(args: argparse.Namespace) -> int:
             after_save = (lambda: runs.write_json(run_dir / runs.CONFIG, config)) if args.resume else None
             result, seconds = run_training(setup, plan, ckpt_dir, result, done, after_first_save=after_save)
         summary = write_outputs(setup, run_dir, result, seconds)
-    except KeyboardInterrupt:
-        print(f"nnjax: interrupted; continue with: nnjax train --resume {run_dir}", file=sys.stderr)
+    except KeyboardInterrupt:  # every complete checkpoint is kept; main prints this one line
         lock.release()
-        raise
+        raise KeyboardInterrupt(f"interrupted; continue with: nnjax train --resume {run_dir}") from None
     except UsageError:
         _after_failure(run_dir, created, fresh=not args.resume)
         lock.release()
