@@ -22,6 +22,7 @@ from sklearn.metrics import r2_score
 
 import nnjax
 from nnjax import checkpoint, runs
+from nnjax.io import run_history
 from nnjax.cli import main
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -42,7 +43,11 @@ def last_json(out):
 
 
 def final_tree(run_dir):
-    return checkpoint.restore(pathlib.Path(run_dir) / "checkpoints")
+    """The newest checkpoint, its history whole (the run's history segments and the checkpoint's own epochs)."""
+    ckpt = pathlib.Path(run_dir) / "checkpoints"
+    tree = checkpoint.restore(ckpt)
+    tree["history"] = run_history.whole(run_dir, tree["history"], checkpoint.restore_metadata(ckpt))
+    return tree
 
 
 def assert_trees_bitwise_equal(a, b):

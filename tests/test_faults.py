@@ -10,6 +10,7 @@ file that was complete is lost or changed, and the run stays resumable bit for b
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pathlib
 import shutil
@@ -27,6 +28,7 @@ import pytest
 from nnjax import checkpoint
 from nnjax._base import files
 from nnjax.cli import main
+from nnjax.io import run_history
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "NNJAX_CACHE_DIR": "off"}
@@ -51,7 +53,9 @@ def _leftovers(directory: pathlib.Path) -> list[str]:
 
 
 def _final_arrays(run_dir: pathlib.Path) -> list[np.ndarray]:
+    """The newest checkpoint's arrays, its history whole (the segments before it and its own epochs)."""
     tree = checkpoint.restore(run_dir / "checkpoints")
+    tree["history"] = run_history.whole(run_dir, tree["history"], checkpoint.restore_metadata(run_dir / "checkpoints"))
     leaves = jax.tree.leaves(tree)
     return [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
             for x in leaves]
@@ -498,21 +502,65 @@ def test_sigint_at_random_moments_and_during_a_save_loses_nothing_and_resumes_bi
     fresh = ["train", *XOR, "--epochs", "1000000000", "--checkpoint-every", "1", "--out", str(out)]
     resume = ["train", "--resume", str(out), "--epochs", "20", "--checkpoint-every", "1", "--quiet"]
     peaks = []
-    moments = [(fresh, True, 0.0), (resume, False, float(rng.uniform(0.0, 0.2)))]
+    # a save takes some 0.05 s here: its orbax threads were still writing when Ctrl-C came 5-40 ms in
+    moments = [(fresh, True, float(rng.uniform(0.0, 0.05))), (resume, False, float(rng.uniform(0.0, 0.2)))]
     for argv, during_save, delay in moments:
         before = _step_names(ckpt)[0]
         code, err, seen, peak = _interrupt(argv, ckpt, after=max(before, default=0), during_save=during_save,
                                            delay=delay)
         peaks.append(peak)
-        print("interrupted after", seen, "during a save" if during_save else f"{delay:.3f} s after a step",
+        print("interrupted after", seen, f"{delay:.3f} s after", "a save began" if during_save else "a step",
               f"peak memory {peak / 1024:.0f} MB")
         assert code == 130 and err == f"nnjax: interrupted; continue with: nnjax train --resume {out}\n", (code, err)
         kept = checkpoint.steps(ckpt)
         assert kept[-1] >= seen[-1] and checkpoint.intact_steps(ckpt) == kept  # nothing complete lost
+        assert _leftovers(out) == []  # the save Ctrl-C came in finished first
         assert kept[-1] < 20 and not (out / files.LOCK).exists()
     assert peaks[0] <= 1.25 * peaks[1], peaks  # 10^9 epochs asked, a few run: the memory of a short run
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     for mine, theirs in zip(_final_arrays(out), _final_arrays(run20), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_checkpoint_holds_only_its_own_epochs_and_the_history_resumes_whole(run20, run_copy, capsys):
+    """Issue 24: checkpoints no longer grow with the epochs run. Each holds the history since the one
+    before; RUN/history/<epoch>.npz holds each checkpoint's epochs, chained by SHA-256 back to epoch 0."""
+    ckpt = run20 / "checkpoints"
+    assert checkpoint.steps(ckpt) == [10, 20]
+    assert np.shape(checkpoint.restore(ckpt)["history"]["loss"]) == (10,)  # epochs 10-19 only, not 0-19
+    assert sorted(p.name for p in (run20 / "history").iterdir()) == ["10.npz", "20.npz"]
+    whole = run_history.whole(run20, checkpoint.restore(ckpt)["history"], checkpoint.restore_metadata(ckpt))
+    written = json.loads((run20 / "history.json").read_text())
+    np.testing.assert_array_equal(whole["loss"], np.asarray(written["loss"], np.float32))
+    np.testing.assert_array_equal(whole["epoch"], np.arange(20))
+
+    # Killed between checkpoint 20 and its segment: the resume writes the segment again, the same.
+    segment = run_copy / "history" / "20.npz"
+    before = dict(np.load(segment))
+    segment.unlink()
+    assert main(["train", "--resume", str(run_copy), "--epochs", "30", "--quiet"]) == 0
+    for name, array in np.load(segment).items():
+        np.testing.assert_array_equal(array, before[name])
+    resumed = json.loads((run_copy / "history.json").read_text())
+    assert resumed["loss"][:20] == written["loss"] and len(resumed["loss"]) == 30
+
+    # A damaged segment stops the resume before anything is written, naming the file.
+    (run_copy / "history" / "10.npz").write_bytes(b"not a segment")
+    unchanged = _snapshot(run_copy)
+    code = main(["train", "--resume", str(run_copy), "--epochs", "40", "--quiet"])
+    _one_line(code, capsys.readouterr().err, f"--resume: history: segment {run_copy / 'history' / '10.npz'} is damaged")
+    assert _snapshot(run_copy) == unchanged
+
+
+@pytest.mark.slow
+def test_a_population_resumes_its_history_whole(tmp_path):
+    """--seeds 2: the segments hold both members' epochs (the epoch axis is the second)."""
+    argv = ["train", *XOR, "--seeds", "2", "--checkpoint-every", "2"]
+    assert main([*argv, "--epochs", "4", "--out", str(tmp_path / "part")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "part"), "--epochs", "6", "--quiet"]) == 0
+    assert main([*argv, "--epochs", "6", "--out", str(tmp_path / "whole")]) == 0
+    assert (tmp_path / "part" / "history.csv").read_text() == (tmp_path / "whole" / "history.csv").read_text()
+    for mine, theirs in zip(_final_arrays(tmp_path / "part"), _final_arrays(tmp_path / "whole"), strict=True):
         np.testing.assert_array_equal(mine, theirs)
 
 
