@@ -20,6 +20,7 @@ import pathlib
 import shutil
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -99,7 +100,9 @@ class _Interrupts(runner.Hook):
     the next chunk boundary instead, and that report is not printed."""
 
     def __init__(self):
-        self.received = False
+        self.received, self.previous = False, None
+        if threading.current_thread() is not threading.main_thread():  # main() run in a thread: as it was
+            return
         self.previous = signal.signal(signal.SIGINT, self._handle)
         self.previous_report = sys.unraisablehook
         sys.unraisablehook = self._report
@@ -117,8 +120,9 @@ class _Interrupts(runner.Hook):
             raise KeyboardInterrupt
 
     def on_close(self) -> None:
-        signal.signal(signal.SIGINT, self.previous)
-        sys.unraisablehook = self.previous_report
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            sys.unraisablehook = self.previous_report
 
 
 def run_training(setup: Setup, plan: Any, ckpt_dir: pathlib.Path, result: Any, done: int,
