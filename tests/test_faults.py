@@ -448,6 +448,17 @@ def test_two_real_resumes_at_once_one_wins_and_the_other_changes_nothing(run_cop
         np.testing.assert_array_equal(mine, theirs)
 
 
+def test_ctrl_c_in_a_deferred_block_is_raised_when_the_block_ends():
+    """What checkpoint.save runs in: the block finishes, then KeyboardInterrupt; the handler is restored."""
+    before, finished = signal.getsignal(signal.SIGINT), []
+    with pytest.raises(KeyboardInterrupt):
+        with files.interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)  # the handler runs here, between two bytecodes: it only records
+            finished.append(True)
+    assert finished == [True] and signal.getsignal(signal.SIGINT) is before
+
+
 def _step_names(directory: pathlib.Path) -> tuple[list[int], bool]:
     """The complete steps in a checkpoint directory and whether a save is in progress (cheap: a listing)."""
     try:
