@@ -263,8 +263,9 @@ def diagnose(
         activations saturated (``|tanh| > 0.99``, a sigmoid within 0.005 of 0 or 1; see
         :mod:`nnjax.diagnostics`) in the first epoch and in the last is saturated: a
         sign of vanishing gradients (unless the gradients grow toward the input, see
-        ``exploding_ratio``; the saturation is then a note). Both epochs, because a well-trained net may end
-        with many saturated units, but never starts with them from a suitable init.
+        ``exploding_ratio``; the saturation is then a note). Both epochs, because a
+        well-trained net may end with many saturated units, but never starts with them from
+        a suitable init.
 
     Returns:
       A :class:`Diagnosis`. Its ``evidence`` holds: "epochs_used", "nonfinite_entries",
@@ -281,7 +282,8 @@ def diagnose(
         (a population), or has no epoch that was run.
     """
     thresholds = {
-        "vanishing_ratio": vanishing_ratio, "exploding_ratio": exploding_ratio, "min_update_ratio": min_update_ratio, "weight_shrink": weight_shrink,
+        "vanishing_ratio": vanishing_ratio, "exploding_ratio": exploding_ratio, "min_update_ratio": min_update_ratio,
+        "weight_shrink": weight_shrink,
         "min_loss_improvement": min_loss_improvement, "above_1_fraction": above_1_fraction,
         "consistency": consistency, "weight_growth": weight_growth, "loss_jump": loss_jump,
         "dead_fraction": dead_fraction, "saturated_fraction": saturated_fraction,
