@@ -61,6 +61,13 @@ def _final_arrays(run_dir: pathlib.Path) -> list[np.ndarray]:
             for x in leaves]
 
 
+@pytest.fixture(autouse=True)
+def _no_handler_left_behind():
+    """Every test ends with Python's own Ctrl-C handler in place (nnjax train installs one while it trains)."""
+    yield
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGINT)
+
+
 @pytest.fixture(scope="module")
 def run20(tmp_path_factory):
     """A finished 20-epoch xor run, checkpoints at 10 and 20."""
@@ -451,6 +458,7 @@ def test_two_real_resumes_at_once_one_wins_and_the_other_changes_nothing(run_cop
 def test_ctrl_c_in_a_deferred_block_is_raised_when_the_block_ends():
     """What checkpoint.save runs in: the block finishes, then KeyboardInterrupt; the handler is restored."""
     before, finished = signal.getsignal(signal.SIGINT), []
+    assert before is signal.default_int_handler, before  # no test before left a handler of its own behind
     with pytest.raises(KeyboardInterrupt):
         with files.interrupts_deferred():
             os.kill(os.getpid(), signal.SIGINT)

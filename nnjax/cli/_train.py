@@ -101,6 +101,8 @@ class _Interrupts(runner.Hook):
 
     def __init__(self):
         self.received, self.previous = False, None
+
+    def on_compiled(self, done: int) -> None:  # installed inside the runner's try: on_close restores
         if threading.current_thread() is not threading.main_thread():  # main() run in a thread: as it was
             return
         self.previous = signal.signal(signal.SIGINT, self._handle)
@@ -123,6 +125,7 @@ class _Interrupts(runner.Hook):
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
             sys.unraisablehook = self.previous_report
+            self.previous = None
 
 
 def run_training(setup: Setup, plan: Any, ckpt_dir: pathlib.Path, result: Any, done: int,
