@@ -240,13 +240,19 @@ def test_population_regression_from_npz(tmp_path, rng, capsys):
     out = tmp_path / "reg"
     code, stdout, _ = run(capsys, "train", "--data", str(tmp_path / "lin.npz"), "--seeds", "3", "--hidden", "",
                           "--epochs", "6", "--lr", "0.01", "--batch-size", "16", "--progress-every", "3",
-                          "--out", str(out), "--json", "--quiet")
+                          "--checkpoint-every", "3", "--out", str(out), "--json", "--quiet")
     assert code == 0
     summary = last_json(stdout)
     assert summary["task"] == "regression" and summary["loss"] == "mse" and summary["seeds"] == 3
     history = json.loads((out / "history.json").read_text())
     val_loss = np.asarray(history["val_loss"], np.float64)
     assert val_loss.shape == (3, 6)
+    # The newest checkpoint holds epochs 3-5 of every member; the one segment before it, epochs 0-2.
+    ckpt = out / "checkpoints"
+    tail = checkpoint.restore(ckpt)["history"]
+    assert np.shape(tail["val_loss"]) == (3, 3) and checkpoint.steps(ckpt) == [3, 6]
+    whole = run_history.whole(out, tail, checkpoint.restore_metadata(ckpt), axis=1)
+    np.testing.assert_array_equal(whole["val_loss"], val_loss.astype(np.float32))
     assert summary["best_member"] == int(np.argmin(val_loss[:, -1]))
     metrics = json.loads((out / "metrics.json").read_text())
     members = [m["test"]["r2"] for m in metrics["members"]]

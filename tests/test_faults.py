@@ -571,18 +571,6 @@ def test_a_checkpoint_holds_only_its_own_epochs_and_the_history_resumes_whole(ru
     assert _snapshot(run_copy) == unchanged
 
 
-@pytest.mark.slow
-def test_a_population_resumes_its_history_whole(tmp_path):
-    """--seeds 2: the segments hold both members' epochs (the epoch axis is the second)."""
-    argv = ["train", *XOR, "--seeds", "2", "--checkpoint-every", "2"]
-    assert main([*argv, "--epochs", "4", "--out", str(tmp_path / "part")]) == 0
-    assert main(["train", "--resume", str(tmp_path / "part"), "--epochs", "6", "--quiet"]) == 0
-    assert main([*argv, "--epochs", "6", "--out", str(tmp_path / "whole")]) == 0
-    assert (tmp_path / "part" / "history.csv").read_text() == (tmp_path / "whole" / "history.csv").read_text()
-    for mine, theirs in zip(_final_arrays(tmp_path / "part"), _final_arrays(tmp_path / "whole"), strict=True):
-        np.testing.assert_array_equal(mine, theirs)
-
-
 def test_resume_without_checkpoints_says_so(run_copy, capsys):
     shutil.rmtree(run_copy / "checkpoints")
     code = main(["train", "--resume", str(run_copy), "--quiet"])

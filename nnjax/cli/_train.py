@@ -122,10 +122,15 @@ class _Interrupts(runner.Hook):
             raise KeyboardInterrupt
 
     def on_close(self) -> None:
-        if self.previous is not None:
+        if self.previous is None:
+            return
+        if signal.getsignal(signal.SIGINT) == self._handle:
             signal.signal(signal.SIGINT, self.previous)
+        # Put the previous report hook back only if nobody wrapped ours meanwhile (a checkpoint save
+        # installs integrity's filter once per process: dropping it would bring its reports back).
+        if sys.unraisablehook == self._report:
             sys.unraisablehook = self.previous_report
-            self.previous = None
+        self.previous = None
 
 
 def run_training(setup: Setup, plan: Any, ckpt_dir: pathlib.Path, result: Any, done: int,
