@@ -244,7 +244,9 @@ def numpy_replay(params, x, y, perm_of_epoch, *, lr, batch, epochs):
 
 
 def test_recorded_statistics_match_a_numpy_replay(rng):
-    n, batch, epochs, lr = 32, 4, 2, 0.3
+    # a rate small enough that float32 and the float64 replay stay together for 16 steps (0.3 let
+    # them part beyond the tolerance for some draws: a chaotic trajectory, not a wrong statistic)
+    n, batch, epochs, lr = 32, 4, 2, 0.05
     net = nnjax.MLP((3, 5, 4, 1), activation="tanh", init="xavier_normal")
     x = rng.normal(size=(n, 3)).astype(np.float32)
     y = (3 * rng.normal(size=n)).astype(np.float32)  # large targets: some gradient entries above 1
