@@ -62,6 +62,7 @@ MODULES = {
     "checkpoint": "nnjax.io.checkpoint",
     "runs": "nnjax.io.runs",
     "saved": "nnjax.io.saved",
+    "run_history": "nnjax.io.run_history",
     "data": "nnjax.data",
     "sklearn": "nnjax.sklearn",
     "text": "nnjax.text",
