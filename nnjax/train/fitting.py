@@ -188,8 +188,9 @@ def start(key: PRNGKey, cfg: FitConfig, params: Params | None = None) -> TrainSt
     Parameters come from ``cfg.model.init(split_run_key(key)[0])`` unless ``params`` is given.
     With a concrete key the key split, the draw and the model's start state are one compiled
     program per model (op by op, each compiled a small program of its own: three in a fresh
-    process, ~0.3 s of a first fit on a 2-core CPU). The optimizer's state is made by
-    ``cfg.optimizer.init`` itself: its numbers (an injected learning rate) are not the program's.
+    process, ~0.3 s of a first fit on a 2-core CPU); the optimizer's state is one more
+    (:func:`nnjax.train.optim.initial_state`: its numbers, an injected learning rate, are the
+    program's, so it is shared only by equal optimizers).
     """
     if params is None:
         if _is_concrete(key) and _hashable(cfg.model):
@@ -198,7 +199,7 @@ def start(key: PRNGKey, cfg: FitConfig, params: Params | None = None) -> TrainSt
             params, state = _drawn(key, cfg.model)
     else:
         state = cfg.model.start_state()
-    return init_train_state(cfg, params, state)
+    return init_train_state(cfg, params, state, optim.initial_state(cfg.optimizer, params))
 
 
 def _drawn(key: PRNGKey, model: Any) -> tuple[Params, State]:

@@ -338,10 +338,12 @@ def fresh_state(params: Params, state: State, opt_state: Any, *, maximise: bool 
     )
 
 
-def init_train_state(cfg: FitConfig, params: Params, state: State) -> TrainState:
-    """A fresh training state for ``cfg`` from initial parameters and batch-norm statistics."""
+def init_train_state(cfg: FitConfig, params: Params, state: State, opt_state: Any = None) -> TrainState:
+    """A fresh training state for ``cfg`` from initial parameters and batch-norm statistics
+    (and the optimizer's state, default ``cfg.optimizer.init(params)``)."""
     maximise = cfg.early_stopping is not None and cfg.monitor(False)[1]
-    return fresh_state(params, state, cfg.optimizer.init(params), maximise=maximise)
+    return fresh_state(params, state, cfg.optimizer.init(params) if opt_state is None else opt_state,
+                       maximise=maximise)
 
 
 def _missing(s: jax.ShapeDtypeStruct) -> jax.Array:
