@@ -270,13 +270,14 @@ def initial_state(tx: Any, params: Any) -> Any:
     if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(params)):
         return tx.init(params)
     try:
-        closed = jax.make_jaxpr(tx.init)(params)
+        closed, shapes = jax.make_jaxpr(tx.init, return_shape=True)(params)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError,
             jax.errors.UnexpectedTracerError):
         return tx.init(params)
     consts = tuple((np.shape(c), str(np.asarray(c).dtype), hashlib.sha256(np.asarray(c).tobytes()).hexdigest())
                    for c in closed.consts)
-    key = (str(closed.jaxpr), consts, str(jax.tree.structure(params)))
+    # the state's structure too: states without leaves (optax.EmptyState) leave no trace in the jaxpr
+    key = (str(closed.jaxpr), consts, str(jax.tree.structure(params)), str(jax.tree.structure(shapes)))
     program = _INIT_PROGRAMS.get(key)
     if program is None:
         program = _INIT_PROGRAMS[key] = jax.jit(tx.init)  # holds tx: equal keys compute alike
