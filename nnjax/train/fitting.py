@@ -186,14 +186,15 @@ def start(key: PRNGKey, cfg: FitConfig, params: Params | None = None) -> TrainSt
     """A run's untrained state from its key: the second piece (pure; ``jax.vmap`` maps it).
 
     Parameters come from ``cfg.model.init(split_run_key(key)[0])`` unless ``params`` is given.
-    With a concrete key the key split, the draw and the model's start state are one compiled
+    With a concrete key and a model whose ``init`` is compiled (an :class:`nnjax.MLP`'s: the same
+    bits inside a larger program) the key split, the draw and the model's start state are one compiled
     program per model (op by op, each compiled a small program of its own: three in a fresh
     process, ~0.3 s of a first fit on a 2-core CPU); the optimizer's state is one more
     (:func:`nnjax.train.optim.initial_state`: its numbers, an injected learning rate, are the
     program's, so it is shared only by equal optimizers).
     """
     if params is None:
-        if _is_concrete(key) and _hashable(cfg.model):
+        if _is_concrete(key) and getattr(cfg.model, "init_is_compiled", False) and _hashable(cfg.model):
             params, state = _drawn_jit(key, cfg.model)
         else:
             params, state = _drawn(key, cfg.model)
