@@ -5,7 +5,8 @@ A deep tanh network on digits trained with plain SGD, where the learning rate's 
 parameters and optimizer state of the best quarter and perturbs the copied learning rate (x0.8 or
 x1.2, or a fresh draw). The same 8 starting rates trained at fixed rates are the baseline. The
 best member's schedule (``nnjax.search.replay``) is then trained again with plain ``nnjax.fit``
-calls, chunk by chunk, and matches.
+calls, chunk by chunk, and matches. ``nnjax tune --method pbt`` runs the same search from the
+command line (see docs/cli.md).
 
 Run: ``python examples/pbt.py [--quick] [--out DIR] [--seed N]``
 """
@@ -72,6 +73,11 @@ def main(argv: list[str] | None = None) -> dict:
     right.set(xlabel="epoch", ylabel="learning rate", yscale="log", title="learning rate per slot")
     left.legend(), right.legend()
     _common.save(fig, args.out, "pbt.png")
+    # every member's lineage schedule (the plot `nnjax tune --method pbt` writes), and the winner's own model
+    nnjax.plots.plot_pbt_schedules(out, path=args.out / "pbt_schedules.png")
+    print(f"saved {args.out / 'pbt_schedules.png'}")
+    best = out.member()
+    assert np.allclose(best.history["val_loss"], search.lineage_history(out)["val_loss"])
     _common.conclude(
         f"PBT's best member ends at validation loss {out.scores[-1, b]:.4f} against {fixed_scores[f]:.4f} for the "
         f"best of the same {members} rates held fixed",

@@ -209,8 +209,10 @@ def test_memory_reports_peak_rss_per_size_from_fresh_processes(tmp_path):
     from benchmarks import memory
 
     report = memory.main(["--sizes", "20000", "--json", str(tmp_path / "m.json")])
-    (row,) = report["rows"]
-    assert "error" not in row, row
-    assert row["data_bytes"] == 20000 * (memory.FEATURES + 1) * 4
-    assert row["peak_rss_bytes"] > row["base_rss_bytes"] > 0 and row["us_per_row_epoch"] > 0
-    assert math.isfinite(row["final_loss"])
+    plain, aligned = report["rows"]
+    for row in (plain, aligned):
+        assert "error" not in row, row
+        assert row["data_bytes"] == 20000 * (memory.FEATURES + 1) * 4
+        assert row["peak_rss_bytes"] > row["base_rss_bytes"] > 0 and row["us_per_row_epoch"] > 0
+        assert math.isfinite(row["final_loss"])
+    assert not plain["aligned"] and aligned["aligned"]

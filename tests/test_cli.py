@@ -22,6 +22,7 @@ from sklearn.metrics import r2_score
 
 import nnjax
 from nnjax import checkpoint, runs
+from nnjax.io import run_history
 from nnjax.cli import main
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -42,7 +43,11 @@ def last_json(out):
 
 
 def final_tree(run_dir):
-    return checkpoint.restore(pathlib.Path(run_dir) / "checkpoints")
+    """The newest checkpoint, its history whole (the run's history segments and the checkpoint's own epochs)."""
+    ckpt = pathlib.Path(run_dir) / "checkpoints"
+    tree = checkpoint.restore(ckpt)
+    tree["history"] = run_history.whole(run_dir, tree["history"], checkpoint.restore_metadata(ckpt))
+    return tree
 
 
 def assert_trees_bitwise_equal(a, b):
@@ -235,13 +240,19 @@ def test_population_regression_from_npz(tmp_path, rng, capsys):
     out = tmp_path / "reg"
     code, stdout, _ = run(capsys, "train", "--data", str(tmp_path / "lin.npz"), "--seeds", "3", "--hidden", "",
                           "--epochs", "6", "--lr", "0.01", "--batch-size", "16", "--progress-every", "3",
-                          "--out", str(out), "--json", "--quiet")
+                          "--checkpoint-every", "3", "--out", str(out), "--json", "--quiet")
     assert code == 0
     summary = last_json(stdout)
     assert summary["task"] == "regression" and summary["loss"] == "mse" and summary["seeds"] == 3
     history = json.loads((out / "history.json").read_text())
     val_loss = np.asarray(history["val_loss"], np.float64)
     assert val_loss.shape == (3, 6)
+    # The newest checkpoint holds epochs 3-5 of every member; the one segment before it, epochs 0-2.
+    ckpt = out / "checkpoints"
+    tail = checkpoint.restore(ckpt)["history"]
+    assert np.shape(tail["val_loss"]) == (3, 3) and checkpoint.steps(ckpt) == [3, 6]
+    whole = run_history.whole(out, tail, checkpoint.restore_metadata(ckpt), axis=1)
+    np.testing.assert_array_equal(whole["val_loss"], val_loss.astype(np.float32))
     assert summary["best_member"] == int(np.argmin(val_loss[:, -1]))
     metrics = json.loads((out / "metrics.json").read_text())
     members = [m["test"]["r2"] for m in metrics["members"]]

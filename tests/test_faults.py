@@ -10,13 +10,16 @@ file that was complete is lost or changed, and the run stays resumable bit for b
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pathlib
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 import numpy as np
@@ -25,6 +28,7 @@ import pytest
 from nnjax import checkpoint
 from nnjax._base import files
 from nnjax.cli import main
+from nnjax.io import run_history
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "NNJAX_CACHE_DIR": "off"}
@@ -49,10 +53,19 @@ def _leftovers(directory: pathlib.Path) -> list[str]:
 
 
 def _final_arrays(run_dir: pathlib.Path) -> list[np.ndarray]:
+    """The newest checkpoint's arrays, its history whole (the segments before it and its own epochs)."""
     tree = checkpoint.restore(run_dir / "checkpoints")
+    tree["history"] = run_history.whole(run_dir, tree["history"], checkpoint.restore_metadata(run_dir / "checkpoints"))
     leaves = jax.tree.leaves(tree)
     return [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
             for x in leaves]
+
+
+@pytest.fixture(autouse=True)
+def _no_handler_left_behind():
+    """Every test ends with Python's own Ctrl-C handler in place (nnjax train installs one while it trains)."""
+    yield
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGINT)
 
 
 @pytest.fixture(scope="module")
@@ -401,6 +414,161 @@ def test_two_trains_racing_for_one_out_one_wins_and_its_run_is_complete(tmp_path
     assert checkpoint.steps(out / "checkpoints") == [2, 4] and (out / "metrics.json").is_file()
     assert not (out / files.LOCK).exists()
     assert main(["evaluate", str(out), "--dataset", "xor"]) == 0
+
+
+_RACE_RESUME = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    from nnjax.cli import _train, main  # JAX and the command imported before the barrier
+    barrier, me = pathlib.Path(sys.argv[1]), sys.argv[2]
+    (barrier / me).touch()
+    while len(list(barrier.iterdir())) < 2:  # both processes resume at the same moment
+        time.sleep(0.001)
+    sys.exit(main(sys.argv[3:]))
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_real_resumes_at_once_one_wins_and_the_other_changes_nothing(run_copy, tmp_path):
+    """Two ``nnjax train --resume RUN`` processes: the loser exits 2 with one line naming the
+    winner's pid, while the winner holds the run; the winner's result is the uninterrupted run's."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    argv = ["train", "--resume", str(run_copy), "--epochs", "30", "--checkpoint-every", "5", "--quiet"]
+    procs = [subprocess.Popen([sys.executable, "-c", _RACE_RESUME, str(barrier), str(i), *argv], env=ENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 2], (codes, outputs)
+    winner, loser = (procs[codes.index(0)], outputs[codes.index(2)])
+    assert loser[0] == "" and loser[1].count("\n") == 1, loser
+    assert loser[1].startswith("nnjax: error: --resume") and f"in use by another process (pid {winner.pid})" in \
+        loser[1], loser
+    assert checkpoint.steps(run_copy / "checkpoints") == [20, 25, 30] and _leftovers(run_copy) == []
+    assert not (run_copy / files.LOCK).exists()
+    reference = tmp_path / "reference"
+    assert main(["train", *XOR, "--epochs", "30", "--out", str(reference)]) == 0
+    for name in ("preprocessing.json", "history.csv"):  # (config.json records the command and the time)
+        assert (run_copy / name).read_text() == (reference / name).read_text(), name
+    for mine, theirs in zip(_final_arrays(run_copy), _final_arrays(reference), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_ctrl_c_in_a_deferred_block_is_raised_when_the_block_ends():
+    """What checkpoint.save runs in: the block finishes, then KeyboardInterrupt; the handler is restored."""
+    before, finished = signal.getsignal(signal.SIGINT), []
+    assert before is signal.default_int_handler, before  # no test before left a handler of its own behind
+    with pytest.raises(KeyboardInterrupt):
+        with files.interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)  # the handler runs here, between two bytecodes: it only records
+            finished.append(True)
+    assert finished == [True] and signal.getsignal(signal.SIGINT) is before
+
+
+def _step_names(directory: pathlib.Path) -> tuple[list[int], bool]:
+    """The complete steps in a checkpoint directory and whether a save is in progress (cheap: a listing)."""
+    try:
+        names = [p.name for p in directory.iterdir()]
+    except FileNotFoundError:
+        return [], False
+    return sorted(int(n) for n in names if n.isdigit()), any("orbax-checkpoint-tmp" in n for n in names)
+
+
+def _interrupt(argv: list[str], directory: pathlib.Path, *, after: int, during_save: bool,
+               delay: float = 0.0) -> tuple[int, str, list[int], int]:
+    """Runs ``nnjax`` with ``argv``; once ``directory`` holds a step beyond ``after``, sends SIGINT when
+    the next save is in progress (``during_save``) or ``delay`` seconds later. Returns the exit code,
+    stderr, the complete steps seen just before the signal and the process's peak memory by then
+    (kB, 0 where /proc does not say)."""
+    proc = subprocess.Popen([sys.executable, "-m", "nnjax", *argv], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            steps, saving = _step_names(directory)
+            if steps and steps[-1] > after and (saving or not during_save):
+                break
+            time.sleep(0.0005)
+        time.sleep(delay)
+        seen = _step_names(directory)[0]
+        peak = _peak_memory_kb(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return proc.returncode, err, seen, peak
+
+
+def _peak_memory_kb(pid: int) -> int:
+    try:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
+@pytest.mark.slow
+def test_sigint_at_random_moments_and_during_a_save_loses_nothing_and_resumes_bit_for_bit(run20, tmp_path, rng):
+    """A real ``nnjax train`` interrupted (Ctrl-C) while a checkpoint is being written, then its
+    resume interrupted at a random moment: each exits 130 with one line, keeps every complete
+    checkpoint intact, and the last resume ends bit for bit where the uninterrupted run20 does.
+    The first run asks for 10^9 epochs: nothing is planned or allocated for epochs not yet run, so
+    it holds no more memory than its resume with --epochs 20 (issue 24: a list of 10^8 chunks)."""
+    out = tmp_path / "run"
+    ckpt = out / "checkpoints"
+    fresh = ["train", *XOR, "--epochs", "1000000000", "--checkpoint-every", "1", "--out", str(out)]
+    resume = ["train", "--resume", str(out), "--epochs", "20", "--checkpoint-every", "1", "--quiet"]
+    peaks = []
+    # a save takes some 0.05 s here: its orbax threads were still writing when Ctrl-C came 5-40 ms in
+    moments = [(fresh, True, float(rng.uniform(0.0, 0.05))), (resume, False, float(rng.uniform(0.0, 0.2)))]
+    for argv, during_save, delay in moments:
+        before = _step_names(ckpt)[0]
+        code, err, seen, peak = _interrupt(argv, ckpt, after=max(before, default=0), during_save=during_save,
+                                           delay=delay)
+        peaks.append(peak)
+        print("interrupted after", seen, f"{delay:.3f} s after", "a save began" if during_save else "a step",
+              f"peak memory {peak / 1024:.0f} MB")
+        assert code == 130 and err == f"nnjax: interrupted; continue with: nnjax train --resume {out}\n", (code, err)
+        kept = checkpoint.steps(ckpt)
+        assert kept[-1] >= seen[-1] and checkpoint.intact_steps(ckpt) == kept  # nothing complete lost
+        assert _leftovers(out) == []  # the save Ctrl-C came in finished first
+        assert kept[-1] < 20 and not (out / files.LOCK).exists()
+    assert peaks[0] <= 1.25 * peaks[1], peaks  # 10^9 epochs asked, a few run: the memory of a short run
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    for mine, theirs in zip(_final_arrays(out), _final_arrays(run20), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_checkpoint_holds_only_its_own_epochs_and_the_history_resumes_whole(run20, run_copy, capsys):
+    """Issue 24: checkpoints no longer grow with the epochs run. Each holds the history since the one
+    before; RUN/history/<epoch>.npz holds each checkpoint's epochs, chained by SHA-256 back to epoch 0."""
+    ckpt = run20 / "checkpoints"
+    assert checkpoint.steps(ckpt) == [10, 20]
+    assert np.shape(checkpoint.restore(ckpt)["history"]["loss"]) == (10,)  # epochs 10-19 only, not 0-19
+    assert sorted(p.name for p in (run20 / "history").iterdir()) == ["10.npz", "20.npz"]
+    whole = run_history.whole(run20, checkpoint.restore(ckpt)["history"], checkpoint.restore_metadata(ckpt))
+    written = json.loads((run20 / "history.json").read_text())
+    np.testing.assert_array_equal(whole["loss"], np.asarray(written["loss"], np.float32))
+    np.testing.assert_array_equal(whole["epoch"], np.arange(20))
+
+    # Killed between checkpoint 20 and its segment: the resume writes the segment again, the same.
+    segment = run_copy / "history" / "20.npz"
+    before = dict(np.load(segment))
+    segment.unlink()
+    assert main(["train", "--resume", str(run_copy), "--epochs", "30", "--quiet"]) == 0
+    for name, array in np.load(segment).items():
+        np.testing.assert_array_equal(array, before[name])
+    resumed = json.loads((run_copy / "history.json").read_text())
+    assert resumed["loss"][:20] == written["loss"] and len(resumed["loss"]) == 30
+
+    # A damaged segment stops the resume before anything is written, naming the file.
+    (run_copy / "history" / "10.npz").write_bytes(b"not a segment")
+    unchanged = _snapshot(run_copy)
+    code = main(["train", "--resume", str(run_copy), "--epochs", "40", "--quiet"])
+    _one_line(code, capsys.readouterr().err, f"--resume: history: segment {run_copy / 'history' / '10.npz'} is damaged")
+    assert _snapshot(run_copy) == unchanged
 
 
 def test_resume_without_checkpoints_says_so(run_copy, capsys):

@@ -138,3 +138,62 @@ def test_the_command_line_builds_from_the_table_and_checks_the_rate_once(monkeyp
     assert calls == ["--lr"]
     hyper = setup.options.optimizer.init({"w": jnp.zeros(2)}).hyperparams
     assert float(hyper["momentum"]) == pytest.approx(0.9) and float(hyper["learning_rate"]) == pytest.approx(0.05)
+
+
+def _plateau_problem(rng):
+    """Linear least squares with noise: the loss falls to a floor (the noise) and stays there."""
+    x = rng.normal(size=(32, 3)).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.5 * rng.normal(size=32)).astype(np.float32)
+    return x, y
+
+
+def test_a_transformation_that_takes_the_loss_gets_it_every_step(key, rng):
+    """optax.contrib.reduce_on_plateau needs ``value=`` (optax's extra-args protocol): fit passes
+    each step's objective, the scale drops once the loss stops improving, and one step of fit is
+    optax applied by hand to float64 gradients and loss of the same parameters."""
+    import nnjax
+
+    x, y = _plateau_problem(rng)
+    tx = optax.chain(optax.sgd(0.1), optax.contrib.reduce_on_plateau(patience=3, factor=0.5))
+    kw = dict(loss="mse", optimizer=tx, batch_size=len(x), shuffle=False, diagnostics=False)
+    net = nnjax.MLP((3, 1))  # a linear model, one full batch a step: the step's loss is the epoch's
+    result = nnjax.fit(key, net, (x, y), epochs=60, **kw)
+    plateau = result.opt_state[1]
+    assert float(plateau.scale) <= 0.5 < 1.0  # the floor was reached, the steps were scaled down
+    loss = np.asarray(result.history["loss"])
+    assert loss[-1] < 0.5 * loss[0]  # and it trained before
+
+    # One more step by hand: the loss and its gradient in float64, optax's update on them.
+    w, b = (np.asarray(result.params[0][k], np.float64) for k in ("w", "b"))
+    r = x @ w + b - y[:, None]
+    value = np.mean(r ** 2)
+    grads = [{"w": 2 * x.T @ r / len(x), "b": 2 * r.mean(0)}]
+    grads = jax.tree.map(lambda g: jnp.asarray(g, jnp.float32), grads)
+    updates, want_state = tx.update(grads, result.opt_state, result.params, value=jnp.float32(value))
+    want = optax.apply_updates(result.params, updates)
+    again = nnjax.fit(None, net, (x, y), epochs=1, resume=result, **kw)  # one step more
+    for k in ("w", "b"):
+        np.testing.assert_allclose(again.params[0][k], want[0][k], rtol=1e-5, atol=1e-6)
+    got_state = again.opt_state[1]
+    assert float(got_state.scale) == float(want_state[1].scale)
+    assert int(got_state.plateau_count) == int(want_state[1].plateau_count)
+    np.testing.assert_allclose(got_state.best_value, want_state[1].best_value, rtol=1e-5)
+    np.testing.assert_allclose(got_state.avg_value, want_state[1].avg_value, rtol=1e-5)
+    # A population passes each member's own loss (vmapped): every member's scale drops too.
+    members = nnjax.fit_population(jax.random.split(key, 2), net, (x, y), epochs=60, **kw)
+    assert np.all(np.asarray(members.opt_state[1].scale) <= 0.5)
+
+
+def test_a_transformation_without_extra_arguments_is_called_as_before(rng):
+    """A plain GradientTransformation (no ``value`` parameter) still trains: the value is dropped."""
+    calls = []
+
+    def update(updates, state, params=None):
+        calls.append(1)
+        return jax.tree.map(lambda g: -0.1 * g, updates), state
+
+    plain = optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+    params = {"w": jnp.ones(2)}
+    updates, _ = optim.update(plain, params, plain.init(params), params, value=jnp.float32(1.0))
+    assert calls
+    np.testing.assert_array_equal(updates["w"], jnp.full(2, -0.1))

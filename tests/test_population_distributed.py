@@ -114,6 +114,27 @@ def test_shares_gathered_in_one_process_equal_the_whole_population(one_process):
         parallel.fit_population_distributed(keys, net, data, mesh=parallel.make_mesh(), **SETTINGS)
 
 
+def test_learning_rate_auto_is_one_rate_from_the_whole_population(caplog):
+    """Every process finds the rate from the whole population (its first key), not from its own share."""
+    from nnjax import search
+    keys, net, data, _ = make_problem()
+    local = {}
+
+    def capture(tree):
+        local["tree"] = tree
+        return jax.tree.map(lambda a: np.stack([a, a]), tree)
+
+    parallel.fit_population_distributed(keys, net, data, learning_rate="auto", l2=[0.0, 1e-4, 1e-4, 1e-3, 1e-3],
+                                        process_index=1, process_count=2, gather=capture, **SETTINGS)
+    expected = search.lr_find(jax.random.fold_in(keys[0], 0x1F), net, data, l2=1e-4, **SETTINGS).suggestion
+    rates = [np.asarray(n.hyperparams["learning_rate"]) for n in jax.tree.leaves(
+        local["tree"].train_state.opt_state, is_leaf=lambda n: hasattr(n, "hyperparams")) if hasattr(n, "hyperparams")]
+    (rate,) = rates
+    np.testing.assert_allclose(rate, np.full(3, expected), rtol=1e-5)  # process 1 holds members 3, 4 (+ padding)
+    own_share = search.lr_find(jax.random.fold_in(keys[3], 0x1F), net, data, l2=1e-3, **SETTINGS).suggestion
+    assert not np.isclose(own_share, expected, rtol=1e-5)  # what a per-process rate would have been differs
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

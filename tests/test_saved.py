@@ -171,7 +171,8 @@ def test_a_regression_run_predicts_values_like_the_cli(tmp_path, rng):
                  "--out", str(run_dir), "--quiet", "--no-plots"]) == 0
     assert main(["predict", str(run_dir), "--data", str(tmp_path / "lin.npz"), "--out", str(tmp_path / "p.csv")]) == 0
     model = nnjax.load(run_dir)
-    assert [r["y"] for r in _csv_rows(tmp_path / "p.csv")] == [f"{v:.8g}" for v in model.predict(x)]
+    # the written text reads back as predict's float64 values, bit for bit (8 digits lost up to 5e-8)
+    assert [float(r["y"]) for r in _csv_rows(tmp_path / "p.csv")] == model.predict(x).tolist()
     with pytest.raises(ValueError, match="predict_proba: expected a softmax or sigmoid classifier"):
         model.predict_proba(x)
     scored = model.evaluate(x, y)

@@ -17,10 +17,10 @@ def blobs():
     return d.x, d.y
 
 
-def _search(blobs, key=0):
+def _search(blobs, key=0, **kw):
     return successive_halving(jax.random.key(key), nnjax.MLP((2, 8, 1), output="sigmoid"), blobs,
                               {"learning_rate": "1e-3:1", "l2": "0,1e-3"}, members=9, min_epochs=1, max_epochs=9,
-                              metric="val_loss", validation=blobs, **SETTINGS)
+                              metric="val_loss", validation=blobs, **SETTINGS, **kw)
 
 
 @pytest.mark.parametrize("text", ["1e-1:1e-4", "a:b", "1:2:3", "log:0:1", "", "1,1", "nan:1"])
@@ -53,7 +53,7 @@ def test_grid_sample_spans_the_range():
 
 
 def test_same_key_same_leaderboard(blobs):
-    a, b = _search(blobs), _search(blobs)
+    a, b = _search(blobs), _search(blobs, compile_ahead=False)  # compiling later rungs ahead changes nothing
     assert a.leaderboard == b.leaderboard
     assert [r["epochs"] for r in a.leaderboard].count(9) == 1 and len(a.leaderboard) == 9
 
@@ -67,6 +67,27 @@ def test_compacted_survivor_matches_an_uncompacted_run(blobs):
     np.testing.assert_allclose(out.best.history["val_loss"], ref.history["val_loss"], rtol=1e-4, atol=1e-6)
     for a, b in zip(jax.tree.leaves(out.best.params), jax.tree.leaves(ref.params)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_later_rungs_are_compiled_ahead_and_then_run_without_compiling(blobs, caplog):
+    from nnjax.train.search import halving
+
+    net, space = nnjax.MLP((2, 8, 1), output="sigmoid"), {"learning_rate": "1e-3:1", "l2": "1e-4,1e-3"}
+    options = nnjax.Options.of(None, epochs=1, validation=blobs, **SETTINGS)
+    jax.clear_caches()
+    per = {"learning_rate": np.full(9, 0.1, np.float32), "l2": np.full(9, 1e-3, np.float32)}  # values do not matter
+    futures = halving._compile_ahead(net, blobs, options, jax.random.split(jax.random.key(0), 9), per,
+                                     [9, 3, 1], [1, 3, 9], 0)
+    assert sorted(futures) == [1, 2]  # rungs after the first: 3 members for 2 epochs, 1 member for 6
+    for f in futures.values():
+        assert f.result() is None
+    with jax.log_compiles(True), caplog.at_level("WARNING"):
+        out = successive_halving(jax.random.key(0), net, blobs, space, members=9, min_epochs=1, max_epochs=9,
+                                 metric="val_loss", validation=blobs, compile_ahead=False, **SETTINGS)
+    compiled = [r.getMessage() for r in caplog.records if "_fit_members_traced" in r.getMessage()
+                and "compil" in r.getMessage().lower() and "Finished" in r.getMessage()]
+    assert len(out.leaderboard) == 9
+    assert len(compiled) == 1, compiled  # the first rung's program only
 
 
 def test_resume_after_a_rung_is_bit_for_bit(blobs, tmp_path, monkeypatch):
@@ -108,6 +129,12 @@ def _cli(argv):
     (["--method", "bayes"], "--method: expected one of halving, grid, random"),
     (["--min-epochs", "9", "--epochs", "3"], "--min-epochs: expected at most"),
     (["--eta", "1"], "--eta: expected an integer >= 2"),
+    (["--method", "pbt", "--seeds", "2"], "--seeds: expected 1 with --method pbt"),
+    (["--method", "pbt", "--members", "1"], "--members: expected at least 2"),
+    (["--method", "pbt", "--epochs", "6", "--generation-epochs", "4"],
+     "--generation-epochs: expected a positive divisor"),
+    (["--method", "pbt", "--quantile", "0.7"], "--quantile: expected a fraction in (0, 0.5]"),
+    (["--method", "pbt", "--lr", "0.1"], "--lr: expected a range to explore with --method pbt"),
 ])
 def test_tune_refuses_bad_ranges_and_budgets_in_one_line(flags, message, tmp_path, capsys):
     assert _cli(["tune", "--dataset", "xor", "--out", tmp_path / "run", *flags]) == 2
@@ -116,7 +143,8 @@ def test_tune_refuses_bad_ranges_and_budgets_in_one_line(flags, message, tmp_pat
     assert not (tmp_path / "run").exists()
 
 
-def test_tune_best_run_predicts_as_nnjax_predict_does(tmp_path, capsys):
+def test_tune_best_run_predicts_as_nnjax_predict_does(tmp_path, capsys, monkeypatch):
+    found = _capture(monkeypatch, "halving")
     run = tmp_path / "run"
     assert _cli(["tune", "--dataset", "blobs", "--hidden", "4", "--epochs", "3", "--members", "3", "--batch-size", "16",
                  "--lr", "1e-2:1e-1", "--out", run]) == 0
@@ -135,3 +163,75 @@ def test_tune_best_run_predicts_as_nnjax_predict_does(tmp_path, capsys):
     column = [k for k in rows[0] if "predict" in k or k in ("y", "label", "class")][0]
     assert len(rows) == len(x)
     np.testing.assert_array_equal(np.asarray([float(r[column]) for r in rows]), predicted.astype(float))
+    # best/ is the winning member itself (its own weights, not a retraining), with its settings
+    (out,) = found
+    config = json.loads((run / "best" / "config.json").read_text())["args"]
+    assert config["lr"] == out.leaderboard[0]["learning_rate"] and "method" not in config and config["epochs"] == 3
+    _check_best_is_the_member(run, out.best, tmp_path)
+
+
+def _capture(monkeypatch, method):
+    """Runs the real search of ``method`` and keeps what it found (the member the search trained)."""
+    from nnjax.cli import _tune
+    found, real = [], _tune.METHODS[method]
+
+    def keep(*args, **kwargs):
+        found.append(real(*args, **kwargs))
+        return found[-1]
+
+    monkeypatch.setitem(_tune.METHODS, method, keep)
+    return found
+
+
+def _check_best_is_the_member(run, member, tmp_path):
+    """best/ holds the member's own weights: its predictions are the member's, and nnjax predict opens it."""
+    model = nnjax.load(run / "best")
+    x = nnjax.data.load_dataset("blobs").x
+    own = model._replace(params=member.params, state=member.state)
+    np.testing.assert_allclose(model.predict_proba(x), own.predict_proba(x), rtol=1e-6, atol=1e-7)
+    for a, b in zip(jax.tree.leaves(model.params), jax.tree.leaves(member.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert _cli(["predict", run / "best", "--dataset", "blobs", "--out", tmp_path / "best.csv"]) == 0
+    assert _cli(["evaluate", run / "best"]) == 0
+
+
+def test_tune_pbt_writes_leaderboard_schedules_and_the_best_member(tmp_path, monkeypatch, capsys):
+    found = _capture(monkeypatch, "pbt")
+    run = tmp_path / "run"
+    assert _cli(["tune", "--dataset", "blobs", "--hidden", "4", "--epochs", "4", "--generation-epochs", "2",
+                 "--members", "4", "--batch-size", "16", "--method", "pbt", "--lr", "1e-2:1e-1", "--out", run]) == 0
+    printed = capsys.readouterr().out
+    assert "generation 1/2: best val_accuracy" in printed and "generation 2/2: best val_accuracy" in printed
+    (out,) = found
+    import json
+    rows = json.loads((run / "leaderboard.json").read_text())
+    assert len(rows) == 4 and all(r["epochs"] == 4 and len(r["scores"]) == 2 for r in rows)
+    assert rows[0]["member"] == out.pbt.best and rows[0]["score"] == max(r["score"] for r in rows)
+    assert all(r["l2"] == 0.0 and r["dropout"] == 0.0 for r in rows)  # single values are fixed, not explored
+    assert set(out.pbt.settings) == {"learning_rate"}
+    assert (run / "schedules.png").stat().st_size and (run / "validation_curves.png").stat().st_size
+    _check_best_is_the_member(run, out.best, tmp_path)
+
+
+def test_one_set_of_range_records_for_every_sampler():
+    from nnjax.train import search, sweeps
+    from nnjax.train.search import population_based as pb
+    assert pb.LogUniform is sweeps.LogUniform is search.LogUniform and search.Choice is sweeps.Choice
+    key = jax.random.key(3)
+    for r in (LogUniform(1e-4, 1e-1), Uniform(0.0, 0.5), sweeps.Choice((0.0, 1e-4, 1e-3))):
+        # the host's draw (random search, halving) and the program's (PBT's resample) are one draw
+        host = sweeps.draw(key, r, (64,))
+        program = jax.jit(lambda k, r=r: sweeps.draw(k, r, (64,), traced=True))(key)
+        np.testing.assert_allclose(np.asarray(program), host, rtol=1e-5)
+    assert parse_range("l2", "0,1e-4") == sweeps.as_range("l2", [0, 1e-4]) == sweeps.Choice((0.0, 1e-4))
+    assert sweeps.as_range("dropout", 0.1) == sweeps.Choice((0.1,))
+    drawn = sample({"learning_rate": "1e-3:1e-1", "l2": [0.0, 1e-4]}, 5, key=key)
+    direct = sweeps.random_search(5, key=key, learning_rate=LogUniform(1e-3, 1e-1), l2=sweeps.Choice((0.0, 1e-4)))
+    for name in direct:
+        np.testing.assert_array_equal(drawn[name], direct[name])
+    for value, message in ((LogUniform(0.0, 1.0), "lr: expected 0 < low < high (log-uniform)"),
+                           (Uniform(1.0, 1.0), "lr: expected finite low < high"),
+                           ([], "lr: expected a non-empty list of finite numbers"), ("x", "lr: expected a number")):
+        with pytest.raises(ValueError) as err:
+            sweeps.as_range("lr", value)
+        assert str(err.value).startswith(message) and "\n" not in str(err.value)

@@ -25,9 +25,14 @@ def _pbt(key, **kw):
     return search.pbt(key, NET, (BLOBS.x, BLOBS.y), SPACE, **args, **SHARED)
 
 
+HEARD = []  # what the fixture's on_generation callback heard
+
+
 @pytest.fixture(scope="module")
 def run():
-    return _pbt(jax.random.key(7))
+    out = _pbt(jax.random.key(7), on_generation=lambda g, scores: HEARD.append((g, scores.copy())))
+    jax.effects_barrier()
+    return out
 
 
 def test_pbt_is_deterministic_from_its_key(run):
@@ -269,3 +274,88 @@ def test_cli_lr_auto_prints_its_choice_and_saves_a_number(tmp_path, capsys):
     chosen = float(line.split("chose ")[1].split(" ")[0])
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["args"]["lr"] == chosen  # the run records the rate it trained with, not "auto"
+
+
+def test_member_and_leaderboard_follow_the_lineage(run):
+    board = run.leaderboard()
+    assert [r["member"] for r in board][0] == run.best and sorted(r["member"] for r in board) == [0, 1, 2, 3]
+    finals = [r["score"] for r in board]
+    assert finals == sorted(finals)  # val_loss: lowest first
+    for row in board:
+        slots = [s["slot"] for s in search.replay(run, row["member"])]
+        assert row["scores"] == [float(run.scores[g, s]) for g, s in enumerate(slots)] and row["epochs"] == 3
+        assert row["learning_rate"] == float(run.settings["learning_rate"][-1, row["member"]])
+    member = run.member()
+    np.testing.assert_array_equal(member.history["val_loss"], search.lineage_history(run)["val_loss"])
+    for a, b in zip(jax.tree.leaves(member.params), jax.tree.leaves(run.result.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b)[run.best])
+
+
+def test_on_generation_reports_each_generation_in_order(run):
+    # (test_pbt_is_deterministic_from_its_key compares the run without a callback: it changes nothing)
+    assert [g for g, _ in HEARD] == [0, 1, 2]
+    np.testing.assert_array_equal(np.stack([s for _, s in HEARD]), run.scores)
+
+
+def _chosen(caplog):
+    (record,) = [r for r in caplog.records if "learning_rate='auto': chose" in r.getMessage()]
+    caplog.clear()
+    return float(record.getMessage().split("chose ")[1].split(" ")[0])
+
+
+def _rates(opt_state):
+    """The learning rate(s) an optax.inject_hyperparams state holds."""
+    return [np.asarray(node.hyperparams["learning_rate"]) for node in jax.tree.leaves(
+        opt_state, is_leaf=lambda n: hasattr(n, "hyperparams")) if hasattr(node, "hyperparams")]
+
+
+def test_learning_rate_auto_in_options_and_in_a_population(caplog):
+    options = nnjax.Options(epochs=1, learning_rate="auto", **SHARED)
+    with caplog.at_level(logging.WARNING, logger="nnjax"):
+        out = nnjax.fit(jax.random.key(0), NET, (BLOBS.x, BLOBS.y), options)
+        chosen = _chosen(caplog)
+        keys = jax.random.split(jax.random.key(1), 3)
+        pop = nnjax.fit_population(keys, NET, (BLOBS.x, BLOBS.y), options, l2=[0.0, 1e-4, 1e-3])
+        shared = _chosen(caplog)
+    (rate,) = _rates(out.train_state.opt_state)
+    assert np.isclose(float(rate), chosen, rtol=1e-2)
+    # one rate for every member: the range test's with the first member's key, as lr_find gives it
+    expected = search.lr_find(jax.random.fold_in(keys[0], 0x1F), NET, (BLOBS.x, BLOBS.y), options, l2=1e-4).suggestion
+    (rates,) = _rates(pop.train_state.opt_state)
+    np.testing.assert_allclose(rates, np.full(3, expected), rtol=1e-5)
+    assert np.isclose(shared, expected, rtol=1e-2)
+    with pytest.raises(ValueError, match=r"^learning_rate: expected a number here, got 'auto'; nnjax.fit") as err:
+        options.build_optimizer()
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match=r"^learning_rate: expected a number, a schedule or 'auto'"):
+        nnjax.Options(epochs=1, learning_rate="fast", **SHARED)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sklearn_learning_rate_init_auto_trains_at_the_range_tests_choice(caplog):
+    from nnjax.sklearn import MLPClassifier
+    with caplog.at_level(logging.WARNING, logger="nnjax"):
+        clf = MLPClassifier((6,), learning_rate_init="auto", max_iter=3, random_state=0).fit(BLOBS.x, BLOBS.y)
+        chosen = _chosen(caplog)
+        assert np.isclose(clf.learning_rate_init_, chosen, rtol=1e-2)
+        clf.partial_fit(BLOBS.x, BLOBS.y)  # keeps the rate found first: no second range test
+        assert not [r for r in caplog.records if "chose" in r.getMessage()]
+    assert clf.get_params()["learning_rate_init"] == "auto" and clf.score(BLOBS.x, BLOBS.y) > 0.5
+    fixed = MLPClassifier((6,), learning_rate_init=0.01, max_iter=1, random_state=0).fit(BLOBS.x, BLOBS.y)
+    assert fixed.learning_rate_init_ == 0.01
+
+
+def test_the_back_off_is_the_optimizers_own():
+    """The suggestion is the rate at the loss minimum over the optimizer table's range_backoff (SGD 3, Adam 10)."""
+    x, y = _regression(0)
+    net, args = nnjax.MLP((4, 1)), dict(loss="mse", optimizer="sgd", batch_size=64, steps=30, seeds=2)
+    found = search.lr_find(jax.random.key(0), net, (x, y), **args)
+    from nnjax._base.optimizers import OPTIMIZERS
+    assert OPTIMIZERS["sgd"].range_backoff == 3 and OPTIMIZERS["adam"].range_backoff == 10
+    at_minimum = found.rates[np.nanargmin(found.smoothed, axis=1)]
+    np.testing.assert_allclose(found.suggestions, at_minimum / 3, rtol=1e-12)
+    assert "minimum / 3," in found.rule
+    cautious = search.lr_find(jax.random.key(0), net, (x, y), backoff=10, **args)
+    np.testing.assert_allclose(cautious.suggestions, at_minimum / 10, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"^backoff: expected a finite factor >= 1, got 0.5$"):
+        search.lr_find(jax.random.key(0), net, (x, y), backoff=0.5, **args)

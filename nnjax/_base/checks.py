@@ -46,7 +46,7 @@ from nnjax._base import optimizers
 
 __all__ = ["COUNTS", "OPTIMIZERS", "RULES", "Rule", "SCHEDULES", "check", "check_choice", "check_class_weight",
            "check_classes", "check_count", "check_flag", "check_fraction", "check_optimizer", "check_positive",
-           "check_positive_int", "check_schedule", "check_split", "is_traced"]
+           "check_positive_int", "check_schedule", "check_split", "is_traced", "number"]
 
 #: Optimizer and schedule names that :func:`nnjax.optim.make` and :func:`nnjax.optim.schedule` build
 #: (the keys of the one table, :mod:`nnjax._base.optimizers`).
@@ -107,6 +107,21 @@ RULES: dict[str, Rule] = {
 
 #: The integer settings, by rule name: the smallest value allowed.
 COUNTS: dict[str, int] = {"steps": 1, "decay_steps": 1, "warmup_steps": 0, "epochs": 1, "batch_size": 1, "patience": 1}
+
+
+def number(text: str) -> float | None:
+    """``text`` read as a float (Python's syntax: ``1e-3``, ``nan``, ``inf`` included), or None
+    when it is no number: the one reader of numbers in text (CSV cells, search ranges, saved flags),
+    each caller deciding what a non-finite value means to it.
+
+    Example:
+      >>> number(" 1e-3"), number("inf"), number("a")
+      (0.001, inf, None)
+    """
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def is_traced(value: Any) -> bool:

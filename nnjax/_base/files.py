@@ -1,6 +1,7 @@
 """Atomic file writes (a reader never sees a half-written file, a crash leaves the old one), file
 digests (run directories record their data file's, checkpoints every file's) and directory locks
-(one process at a time writes a run directory).
+(one process at a time writes a run directory), and writes that Ctrl-C does not cut in half
+(:func:`interrupts_deferred`).
 
 Writes only ever replace regular files: a directory, a FIFO, a device or a socket at the target is
 refused (renaming a temporary file over ``/dev/null`` would replace the device by a file). A
@@ -16,12 +17,14 @@ import errno
 import hashlib
 import os
 import pathlib
+import signal
 import stat
 import tempfile
+import threading
 from typing import IO, Any, Callable, Iterator
 
 __all__ = ["LOCK", "DirectoryLock", "Locked", "WriteError", "atomic_write", "check_writable_file", "file_digest", "holder",
-           "kind", "locked"]
+           "interrupts_deferred", "kind", "locked"]
 
 
 class WriteError(OSError):
@@ -230,3 +233,30 @@ def locked(directory: Any) -> Iterator[DirectoryLock]:
         yield lock
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C (SIGINT) during the block takes effect when the block is done.
+
+    For writes run by worker threads (orbax's checkpoint saves): a ``KeyboardInterrupt`` raised in
+    the main thread while they run would leave them writing into a shutting-down interpreter
+    (tracebacks at exit, a temporary step left behind). The signal is recorded instead, and the
+    previous handler is called with it once the block has finished (Python's default raises
+    ``KeyboardInterrupt`` there). Outside the main thread, where handlers cannot be set, it does
+    nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            elif previous != signal.SIG_IGN:
+                raise KeyboardInterrupt

@@ -29,20 +29,26 @@ class Optimizer(NamedTuple):
       numbers: nnjax's name of each number it takes -> the alias's keyword (``beta_1`` -> ``b1``);
         the numbers are traced (injected into the optimizer state), so sweeping them compiles once.
       fixed: keywords that choose the algorithm (``nesterov=True``); static, part of the program.
+      range_backoff: what the learning-rate range test (:func:`nnjax.lr_find`) divides the rate
+        at its smoothed loss's minimum by: 10 for adaptive optimizers (Adam's family; the
+        customary rule), 3 for the SGD family, whose minimum marks the divergence edge (about
+        ``2 / lambda_max``) and whose best fixed rate lies a small factor below it (Smith's
+        range-test guidance: a bound 3 to 4 times below the maximum).
     """
 
     alias: str
     numbers: Mapping[str, str] = {}
     fixed: Mapping[str, Any] = {}
+    range_backoff: float = 10.0
 
 
 _ADAM = {"beta_1": "b1", "beta_2": "b2", "epsilon": "eps"}
 
 #: The optimizers by name, in the order ``--help`` lists them.
 OPTIMIZERS: dict[str, Optimizer] = {
-    "sgd": Optimizer("sgd"),
-    "momentum": Optimizer("sgd", {"momentum": "momentum"}),  # heavy-ball momentum
-    "nesterov": Optimizer("sgd", {"momentum": "momentum"}, {"nesterov": True}),
+    "sgd": Optimizer("sgd", range_backoff=3.0),
+    "momentum": Optimizer("sgd", {"momentum": "momentum"}, range_backoff=3.0),  # heavy-ball momentum
+    "nesterov": Optimizer("sgd", {"momentum": "momentum"}, {"nesterov": True}, range_backoff=3.0),
     "adam": Optimizer("adam", _ADAM),
     "adamw": Optimizer("adamw", {**_ADAM, "weight_decay": "weight_decay"}),  # decoupled weight decay
     "rmsprop": Optimizer("rmsprop"),

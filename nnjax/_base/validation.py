@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 # The hyper-parameter checks live next door; re-exported so every check_* is importable from here.
+from nnjax._base import arrays
 from nnjax._base.checks import check_fraction, check_positive, check_positive_int
 
 __all__ = [
@@ -129,7 +130,9 @@ def _to_float32(arr: np.ndarray, name: str) -> np.ndarray:
                 f"{name}: expected values within the float32 range (|v| <= {_FLOAT32_MAX:.3g}), "
                 f"got a largest magnitude of {largest:.3g}; rescale them"
             )
-    return arr.astype(np.float32, copy=False)
+    if arr.dtype == np.float32 and arr.flags.c_contiguous:
+        return arr  # no copy: float32 data is used as given
+    return arrays.aligned(arr, np.float32)  # the conversion's one copy, aligned (read in place by a CPU device)
 
 
 def _label_vector(y: Any, name: str, n: int | None, *, keep_column: bool) -> np.ndarray:

@@ -60,8 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = f"missing entry {message}"
         print(f"nnjax: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nnjax: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # one line: what a command adds (how to continue), or just that
+        print(f"nnjax: {err.args[0] if err.args else 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -176,7 +176,7 @@ def predict(args: argparse.Namespace) -> int:
     else:
         values = np.asarray(predicted).reshape(len(x), -1)
         header += [prep.target] if values.shape[1] == 1 else [f"{prep.target}_{j}" for j in range(values.shape[1])]
-        columns += [[f"{v:.8g}" for v in col] for col in values.T]
+        columns += [[repr(float(v)) for v in col] for col in values.T]  # exactly predict's values, as above
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)

@@ -183,10 +183,14 @@ def _add_tune_flags(p: argparse.ArgumentParser) -> None:
         if action.dest == "resume":
             action.help = "continue the search in DIR after its last finished rung"
     search = p.add_argument_group("search")
-    search.add_argument("--method", default="halving", metavar="NAME", help="halving, grid or random")
+    search.add_argument("--method", default="halving", metavar="NAME", help="halving, grid, random or pbt")
     search.add_argument("--members", type=int, default=27, metavar="N", help="settings to start (times --seeds)")
     search.add_argument("--min-epochs", type=int, default=1, metavar="N", help="epochs of the first rung (halving)")
     search.add_argument("--eta", type=int, default=3, metavar="N", help="keep the best 1/eta of the members per rung")
+    search.add_argument("--generation-epochs", type=int, default=3, metavar="N",
+                        help="epochs between exploit/explore steps (pbt; a divisor of --epochs)")
+    search.add_argument("--quantile", type=float, default=0.25, metavar="Q",
+                        help="the bottom fraction that copies the top fraction each generation (pbt)")
 
 
 def _train_subparser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

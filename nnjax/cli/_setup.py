@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nnjax import data as data_lib
+from nnjax._base import optimizers
 from nnjax.train import optim
 from nnjax.train.options import EarlyStopping, Options
 from nnjax.nn import losses
@@ -171,7 +172,7 @@ def _auto_rate(args: argparse.Namespace, net: MLP, data: tuple, options: Options
     from nnjax.train.search import lr_range
 
     found = lr_range.lr_find(jax.random.fold_in(jax.random.key(args.seed), 0x1F), net, data, options,
-                             learning_rate=None)
+                             learning_rate=None, backoff=optimizers.OPTIMIZERS[args.optimizer].range_backoff)
     print(f"--lr auto: chose {found.suggestion:.3g} (band {found.band[0]:.3g}..{found.band[1]:.3g} over "
           f"{len(found.suggestions)} seeds; {found.rule})", file=sys.stderr)
     return float(f"{found.suggestion:.3g}")

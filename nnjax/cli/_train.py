@@ -18,7 +18,9 @@ import datetime
 import os
 import pathlib
 import shutil
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -27,7 +29,7 @@ import numpy as np
 
 from nnjax import __version__
 from nnjax._base import files
-from nnjax.io import checkpoint, runs
+from nnjax.io import checkpoint, run_history, runs
 from nnjax.train import fitting, runner
 from nnjax.report.diagnosis import diagnose
 from nnjax.report.summary import summary as describe
@@ -36,7 +38,7 @@ from nnjax.cli._setup import Setup, make_setup
 from nnjax.cli._errors import UsageError
 from nnjax.cli._parser import RUN_CONTROL
 
-__all__ = ["plan_run", "run_training", "train", "write_outputs"]
+__all__ = ["plan_run", "run_training", "save_run", "train", "write_outputs"]
 
 
 def plan_run(setup: Setup) -> Any:
@@ -54,29 +56,94 @@ def _all_stopped(result: Any) -> bool:
     return bool(np.all(np.asarray(result.train_state.stopped)))
 
 
+def _epoch_axis(result: Any) -> int:
+    """The history's epoch axis: 0, or 1 for a population (a leading member axis)."""
+    return int(np.ndim(result.train_state.epoch))
+
+
 class _Checkpoints(runner.Hook):
     """Saves the run at every ``--checkpoint-every`` epoch and when training ends; calls
-    ``after_first_save`` (if any) once the first of them is complete."""
+    ``after_first_save`` (if any) once the first of them is complete.
 
-    def __init__(self, directory: pathlib.Path, after_first_save: Any = None):
+    A checkpoint holds the history of its own epochs only, those since the previous checkpoint;
+    once it is complete they are written as a segment of ``RUN/history`` (see
+    :mod:`nnjax.io.run_history`). ``start``: the epochs whose history is on disk already;
+    ``pending``: the segment a restored checkpoint's tail makes (written before the first save,
+    if not there yet: a run stopped between a checkpoint and its segment).
+    """
+
+    def __init__(self, directory: pathlib.Path, after_first_save: Any = None, *, start: int = 0,
+                 pending: tuple | None = None):
         self.directory, self.after_first_save = directory, after_first_save
+        self.start, self.head, self.pending = start, "", pending
 
     def on_checkpoint(self, done: int, result: Any, finished: bool) -> None:
-        checkpoint.save(self.directory, result, step=done, metadata={"epochs_done": done, "finished": finished})
+        run_dir = self.directory.parent
+        if self.pending is not None:
+            segment, start, end, previous = self.pending
+            self.head = run_history.write_segment(run_dir, segment, start=start, end=end, previous=previous)
+            self.pending = None
+        tail = run_history.rows(result.history, self.start, done, _epoch_axis(result))
+        metadata = {"epochs_done": done, "finished": finished, "history": {"from": self.start, "head": self.head}}
+        checkpoint.save(self.directory, result._replace(history=tail), step=done, metadata=metadata)
         if self.after_first_save is not None:
             self.after_first_save, after = None, self.after_first_save
             after()
+        self.head = run_history.write_segment(run_dir, tail, start=self.start, end=done, previous=self.head)
+        self.start = done
+
+
+class _Interrupts(runner.Hook):
+    """Ctrl-C raises ``KeyboardInterrupt`` where it lands, as usual (a checkpoint save finishes
+    first: :func:`nnjax._base.files.interrupts_deferred`). One that lands where Python cannot raise
+    it -- a garbage-collection callback reports "Exception ignored" and carries on -- is raised at
+    the next chunk boundary instead, and that report is not printed."""
+
+    def __init__(self):
+        self.received, self.previous = False, None
+
+    def on_compiled(self, done: int) -> None:  # installed inside the runner's try: on_close restores
+        if threading.current_thread() is not threading.main_thread():  # main() run in a thread: as it was
+            return
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.previous_report = sys.unraisablehook
+        sys.unraisablehook = self._report
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = True
+        raise KeyboardInterrupt
+
+    def _report(self, unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self.previous_report(unraisable)
+
+    def on_chunk(self, done: int, chunk: Any) -> None:
+        if self.received:  # the interrupt was swallowed: raise it now
+            raise KeyboardInterrupt
+
+    def on_close(self) -> None:
+        if self.previous is None:
+            return
+        if signal.getsignal(signal.SIGINT) == self._handle:
+            signal.signal(signal.SIGINT, self.previous)
+        # Put the previous report hook back only if nobody wrapped ours meanwhile (a checkpoint save
+        # installs integrity's filter once per process: dropping it would bring its reports back).
+        if sys.unraisablehook == self._report:
+            sys.unraisablehook = self.previous_report
+        self.previous = None
 
 
 def run_training(setup: Setup, plan: Any, ckpt_dir: pathlib.Path, result: Any, done: int,
-                 after_first_save: Any = None) -> tuple[Any, float]:
+                 after_first_save: Any = None, pending: tuple | None = None) -> tuple[Any, float]:
     """Trains from ``result`` (None: from scratch) after ``done`` epochs up to ``--epochs``, with
     :func:`nnjax.train.runner.train`: a bar (unless ``--quiet``), ``--tensorboard`` and checkpoints as hooks.
+
+    ``pending``: the history segment of the restored checkpoint (see :class:`_Checkpoints`).
 
     Returns the final result (history over every epoch run) and the seconds spent.
     """
     args = setup.args
-    hooks: list = [_Checkpoints(ckpt_dir, after_first_save)]
+    hooks: list = [_Interrupts(), _Checkpoints(ckpt_dir, after_first_save, start=done, pending=pending)]
     if not args.quiet:
         hooks.append(runner.ProgressBar(args.epochs, done=done, label="nnjax train"))
     board = _board(args, ckpt_dir.parent, done)
@@ -110,15 +177,16 @@ def _board(args: argparse.Namespace, run_dir: pathlib.Path, done: int) -> Any:
     return Writer(logdir, purge_step=done or None)
 
 
-def _restore(setup: Setup, plan: Any, ckpt_dir: pathlib.Path) -> tuple[Any, int, int | None]:
-    """The newest checkpoint of a run as a FitResult, its epoch count and its step (None, 0, None without one).
+def _restore(setup: Setup, plan: Any, ckpt_dir: pathlib.Path) -> tuple[Any, int, int | None, tuple | None]:
+    """The newest checkpoint of a run as a FitResult with its whole history, its epoch count, its step
+    and the history segment its own epochs make (None, 0, None, None without one).
 
     Nothing is written. A damaged newest checkpoint is a UsageError naming the newest intact one,
     which ``--from-intact`` continues from instead.
     """
     step = checkpoint.latest_step(ckpt_dir)
     if step is None:
-        return None, 0, None
+        return None, 0, None, None
     like = jax.eval_shape(lambda ts: plan.run(ts, 1), plan.ts)  # the structure, nothing computed
     try:
         result = checkpoint.restore(ckpt_dir, like=like, step=step)
@@ -132,8 +200,17 @@ def _restore(setup: Setup, plan: Any, ckpt_dir: pathlib.Path) -> tuple[Any, int,
         print(f"nnjax: note: {err.step_dir} is damaged ({err.reason}); continuing from {ckpt_dir / str(step)}",
               file=sys.stderr)
         result = checkpoint.restore(ckpt_dir, like=like, step=step)
-    done = int(checkpoint.restore_metadata(ckpt_dir, step=step).get("epochs_done", step))
-    return result, done, step
+    metadata = checkpoint.restore_metadata(ckpt_dir, step=step)
+    done = int(metadata.get("epochs_done", step))
+    axis = _epoch_axis(result)
+    try:
+        history = run_history.whole(ckpt_dir.parent, result.history, metadata, axis)
+    except run_history.HistoryError as err:
+        raise UsageError(f"--resume: {err}") from None
+    entry = metadata.get("history") or {"from": 0, "head": ""}  # older checkpoints hold the whole history
+    start = int(entry["from"])
+    pending = (run_history.rows(history, start, done, axis), start, done, str(entry["head"]))
+    return result._replace(history=history), done, step, pending
 
 
 def _set_aside_newer(run_dir: pathlib.Path, step: int | None) -> None:
@@ -240,6 +317,20 @@ def write_outputs(setup: Setup, run_dir: pathlib.Path, result: Any, seconds: flo
             if values:
                 summary[f"test_{key}_mean"], summary[f"test_{key}_std"] = float(np.mean(values)), float(np.std(values))
     return summary
+
+
+def save_run(setup: Setup, run_dir: pathlib.Path, result: Any, seconds: float = 0.0) -> dict:
+    """A model trained elsewhere written as a finished run of ``nnjax train`` (``nnjax tune`` saves
+    its best member so): config, preprocessing, one checkpoint at ``--epochs``, history, metrics
+    and plots, by the writers ``train`` uses; ``nnjax evaluate``/``predict`` and ``nnjax.load``
+    open it. ``setup.args`` must describe the result (its settings, ``seeds`` 1, ``epochs``).
+    Returns the summary."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(run_dir / runs.CONFIG, _config(setup))
+    runs.write_json(run_dir / runs.PREPROCESSING, setup.prep._asdict())
+    done = int(setup.args.epochs)
+    checkpoint.save(run_dir / runs.CHECKPOINTS, result, step=done, metadata={"epochs_done": done, "finished": True})
+    return write_outputs(setup, run_dir, result, seconds)
 
 
 def _check_tensorboard() -> None:
@@ -393,7 +484,7 @@ def train(args: argparse.Namespace) -> int:
     if getattr(args, "tensorboard", None) is not None:
         _check_tensorboard()
     plan = plan_run(setup)
-    restored = None, 0, None
+    restored = None, 0, None, None
     if args.resume:
         run_dir, created = pathlib.Path(args.resume), False
         lock = _claim_existing(run_dir)
@@ -424,18 +515,18 @@ def train(args: argparse.Namespace) -> int:
             except OSError as err:
                 raise UsageError(f"--out: cannot write the run directory {str(run_dir)!r} "
                                  f"({err.strerror or type(err).__name__})") from None
-        result, done, step = restored
+        result, done, step, pending = restored
         if args.resume:
             _set_aside_newer(run_dir, step)
         seconds = 0.0
         if result is None or (done < args.epochs and not _all_stopped(result)):
             after_save = (lambda: runs.write_json(run_dir / runs.CONFIG, config)) if args.resume else None
-            result, seconds = run_training(setup, plan, ckpt_dir, result, done, after_first_save=after_save)
+            result, seconds = run_training(setup, plan, ckpt_dir, result, done, after_first_save=after_save,
+                                           pending=pending)
         summary = write_outputs(setup, run_dir, result, seconds)
-    except KeyboardInterrupt:
-        print(f"nnjax: interrupted; continue with: nnjax train --resume {run_dir}", file=sys.stderr)
+    except KeyboardInterrupt:  # every complete checkpoint is kept; main prints this one line
         lock.release()
-        raise
+        raise KeyboardInterrupt(f"interrupted; continue with: nnjax train --resume {run_dir}") from None
     except UsageError:
         _after_failure(run_dir, created, fresh=not args.resume)
         lock.release()

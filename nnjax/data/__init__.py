@@ -8,7 +8,8 @@ Everything here runs in NumPy on the host, before arrays go to a device, and not
 * ``splitting``: :func:`split`, a keyed (optionally stratified) shuffle split;
 * ``text``: :class:`BagOfWords`, count vectors and token ids for short texts;
 * ``datasets``: :func:`load_dataset`, bundled and generated datasets as a :class:`Dataset`;
-* ``files``: :func:`load_csv`, :func:`load_npz` for user files.
+* ``files``: :func:`load_csv`, :func:`load_npz` for user files;
+* :func:`empty`, :func:`aligned`: host arrays a CPU device reads in place (no copy of large data).
 
 Example:
   >>> from nnjax import data
@@ -19,6 +20,8 @@ Example:
   ((120, 4), (30, 4))
 """
 
+from nnjax._base.arrays import aligned as aligned
+from nnjax._base.arrays import empty as empty
 from nnjax.data.datasets import Dataset as Dataset
 from nnjax.data.datasets import load_dataset as load_dataset
 from nnjax.data.datasets import names as names
@@ -46,7 +49,7 @@ from nnjax._base.validation import check_targets as check_targets
 from nnjax._base import validation as _validation
 
 __all__ = sorted({
-    "ENGLISH_STOP_WORDS", "PAD_ID", "UNKNOWN_ID", "BagOfWords", "Dataset", "Standardizer", "encode_labels",
+    "ENGLISH_STOP_WORDS", "PAD_ID", "UNKNOWN_ID", "BagOfWords", "Dataset", "aligned", "empty", "Standardizer", "encode_labels",
     "load_csv", "load_dataset", "load_npz", "names", "one_hot", "split", "split_sizes", "standardize",
     *_validation.__all__,  # every check_* is importable from nnjax.data
 })

@@ -35,6 +35,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from nnjax._base import arrays
 from nnjax._base.checks import check_positive, check_positive_int
 
 __all__ = ["Dataset", "load_dataset", "names"]
@@ -120,8 +121,8 @@ def _bundled(name: str, seed: int, n: int | None) -> Dataset:
     classification = bunch.target_names is not None
     target_names = bunch.target_names if classification else ("disease progression",)
     return Dataset(
-        x=x.astype(np.float32),
-        y=y.astype(np.int32 if classification else np.float32),
+        x=arrays.aligned(x, np.float32),
+        y=arrays.aligned(y, np.int32 if classification else np.float32),
         task="classification" if classification else "regression",
         n_classes=len(target_names) if classification else 0,
         feature_names=bunch.feature_names,
@@ -231,8 +232,8 @@ def _generated(name: str, seed: int, n: int | None, noise: float | None) -> Data
     x, y = spec.make(rng, spec.n if n is None else n, spec.noise if noise is None else noise)
     regression = name == "regression"
     return Dataset(
-        x=x.astype(np.float32),
-        y=y.astype(np.float32 if regression else np.int32),
+        x=arrays.aligned(x, np.float32),
+        y=arrays.aligned(y, np.float32 if regression else np.int32),
         task="regression" if regression else "classification",
         n_classes=0 if regression else 2,
         feature_names=tuple(f"x{i}" for i in range(x.shape[1])),

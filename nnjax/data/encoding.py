@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from nnjax._base import arrays
 from nnjax._base.validation import check_features, check_labels
 
 __all__ = ["Standardizer", "encode_labels", "one_hot", "standardize"]
@@ -142,12 +143,12 @@ class Standardizer:
     def transform(self, x: Any) -> np.ndarray:
         """(x - mean) / scale, as float32."""
         data = self._check(x, "x")
-        return ((data - self.mean) / self.scale).astype(np.float32)
+        return arrays.aligned((data - self.mean) / self.scale, np.float32)
 
     def inverse_transform(self, z: Any) -> np.ndarray:
         """z * scale + mean: the original units back, as float32."""
         data = self._check(z, "z")
-        return (data * self.scale + self.mean).astype(np.float32)
+        return arrays.aligned(data * self.scale + self.mean, np.float32)
 
     def _check(self, x: Any, name: str) -> np.ndarray:
         data = check_features(x, name)

@@ -29,6 +29,7 @@ import numpy as np
 
 from nnjax.data.datasets import Dataset
 from nnjax.data.encoding import encode_labels
+from nnjax._base import checks
 from nnjax._base.validation import check_features, check_targets
 
 __all__ = ["CsvTable", "load_csv", "load_npz", "read_csv"]
@@ -44,10 +45,8 @@ def _existing_file(path: Any) -> pathlib.Path:
 
 
 def _is_number(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
+    value = checks.number(text)
+    return value is not None and math.isfinite(value)
 
 
 def _dataset(x: np.ndarray, y: np.ndarray, task: str | None, feature_names: tuple[str, ...],
@@ -96,10 +95,9 @@ class CsvTable(NamedTuple):
             text, where = cell.strip(), f"row {i + 1}, line {self.lines[i]}"
             if not text:
                 raise ValueError(f"column {name!r} has a missing value in {where}")
-            try:
-                value = float(text)
-            except ValueError:
-                raise ValueError(f"column {name!r} is not numeric (first bad value {text!r} in {where})") from None
+            value = checks.number(text)
+            if value is None:
+                raise ValueError(f"column {name!r} is not numeric (first bad value {text!r} in {where})")
             if not math.isfinite(value):
                 raise ValueError(f"column {name!r} has a non-finite value {text!r} in {where}; remove or impute it")
             out[i] = value

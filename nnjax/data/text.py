@@ -37,6 +37,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from nnjax._base import arrays
 from nnjax._base.checks import check_positive_int
 from nnjax._base.typing import PAD_ID, UNKNOWN_ID  # shared with the embedding model
 
@@ -170,7 +171,8 @@ class BagOfWords:
         """
         index = self._fitted_index()
         items = _check_texts(texts, allow_empty=True)
-        out = np.zeros((len(items), len(index)), dtype=np.float32)
+        out = arrays.empty((len(items), len(index)), np.float32)  # aligned: read in place by a CPU device
+        out.fill(0.0)
         for row, text in enumerate(items):
             for token in self.tokenize(text):
                 column = index.get(token)

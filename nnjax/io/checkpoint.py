@@ -52,6 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nnjax._base import files
 from nnjax._base.files import WriteError
 from nnjax.io import integrity
 from nnjax.io.integrity import CheckpointError
@@ -144,7 +145,8 @@ def save(
         raise ValueError(f"max_to_keep: expected an integer >= 1 or None (keep all), got {max_to_keep!r}")
     step_dir = None
     try:
-        with _manager(directory, max_to_keep=max_to_keep, create=True) as manager:
+        # Ctrl-C waits for the save (a fraction of a second): orbax writes with worker threads
+        with files.interrupts_deferred(), _manager(directory, max_to_keep=max_to_keep, create=True) as manager:
             step = _new_step(manager, directory, tree, step)
             step_dir = _step_dir(directory, step)
             _write_step(manager, step, tree, metadata)

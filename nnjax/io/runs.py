@@ -4,7 +4,9 @@ A run directory holds::
 
     config.json          the resolved arguments, data source and versions (``nnjax train --config``)
     preprocessing.json   feature names, standardisation, classes: how raw data becomes inputs
-    checkpoints/         orbax checkpoints of the FitResult, every K epochs and at the end
+    checkpoints/         orbax checkpoints of the FitResult, every K epochs and at the end (each with
+                         the history of its own epochs, those since the checkpoint before)
+    history/             those epochs of each checkpoint, chained by SHA-256 (nnjax.io.run_history)
     history.csv/.json    per-epoch metrics (per-layer statistics as one column per layer)
     metrics.json         final train/validation/test metrics
     diagnosis.json/.txt  nnjax.diagnose's verdict on the gradient history

@@ -36,6 +36,7 @@ from typing import Any, Mapping, NamedTuple
 import jax
 import numpy as np
 
+from nnjax._base import checks
 from nnjax.io import checkpoint, runs
 from nnjax.nn import losses, network
 
@@ -231,11 +232,7 @@ class SavedModel(NamedTuple):
 
 
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return checks.number(text) is not None
 
 
 # ----------------------------------------------------------------------------------------------

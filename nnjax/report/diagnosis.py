@@ -4,6 +4,8 @@ The verdict follows the usual signs, each measured on the per-layer statistics t
 ``fit(..., diagnostics=True)`` records (see :mod:`nnjax.diagnostics`):
 
 * **exploding**: NaN/Inf gradients, steps skipped by the NaN guard or a non-finite loss;
+  early layers' gradients orders of magnitude above the output layer's (the backward signal
+  grows toward the input, whatever else is seen: saturation is then said in a note);
   or two of these three together: gradient entries consistently above 1.0 in
   magnitude, weights growing fast, a loss that swings (or does not improve) --
   unless saturation (below) explains them and the weights are not growing.
@@ -220,6 +222,7 @@ def diagnose(
     history: Mapping[str, Any],
     *,
     vanishing_ratio: float = 1e-3,
+    exploding_ratio: float = 1e3,
     min_update_ratio: float = 1e-5,
     weight_shrink: float = 0.5,
     min_loss_improvement: float = 0.01,
@@ -238,6 +241,10 @@ def diagnose(
         (``history["stopped"]``, or rows that are all NaN) are ignored.
       vanishing_ratio: an early layer whose gradient norm (median over epochs) is
         below this fraction of the output layer's is vanishing (1e-3: three orders of magnitude).
+      exploding_ratio: an early layer whose gradient norm (median over epochs) is above this
+        multiple of the output layer's, with no early layer below ``vanishing_ratio``: the
+        gradients grow toward the input, which is exploding even when sigmoid/tanh layers are
+        saturated (a huge init: the few units in the slope pass back the huge weights).
       min_update_ratio: a step changing a weight matrix by less than this fraction of
         its norm (median ``layer_update_ratio``) barely changes it.
       weight_shrink: weight norms ending below this fraction of their first epoch's shrink towards 0.
@@ -255,13 +262,15 @@ def diagnose(
       saturated_fraction: a sigmoid/tanh hidden layer with more than this fraction of its
         activations saturated (``|tanh| > 0.99``, a sigmoid within 0.005 of 0 or 1; see
         :mod:`nnjax.diagnostics`) in the first epoch and in the last is saturated: a
-        sign of vanishing gradients. Both epochs, because a well-trained net may end
-        with many saturated units, but never starts with them from a suitable init.
+        sign of vanishing gradients (unless the gradients grow toward the input, see
+        ``exploding_ratio``; the saturation is then a note). Both epochs, because a
+        well-trained net may end with many saturated units, but never starts with them from
+        a suitable init.
 
     Returns:
       A :class:`Diagnosis`. Its ``evidence`` holds: "epochs_used", "nonfinite_entries",
-      "skipped_steps", "nonfinite_loss_epochs", "min_grad_ratio" (smallest over the
-      early layers), "min_update_ratio" (early layers), "max_above_1_share",
+      "skipped_steps", "nonfinite_loss_epochs", "min_grad_ratio" and "max_grad_ratio"
+      (smallest and largest over the early layers), "min_update_ratio" (early layers), "max_above_1_share",
       "max_weight_growth", "min_weight_change" (early layers), "max_saturated"
       (over the hidden layers, the smaller of the first and the last epoch's saturated
       fraction; NaN without sigmoid/tanh layers), and the loss's
@@ -273,7 +282,8 @@ def diagnose(
         (a population), or has no epoch that was run.
     """
     thresholds = {
-        "vanishing_ratio": vanishing_ratio, "min_update_ratio": min_update_ratio, "weight_shrink": weight_shrink,
+        "vanishing_ratio": vanishing_ratio, "exploding_ratio": exploding_ratio, "min_update_ratio": min_update_ratio,
+        "weight_shrink": weight_shrink,
         "min_loss_improvement": min_loss_improvement, "above_1_fraction": above_1_fraction,
         "consistency": consistency, "weight_growth": weight_growth, "loss_jump": loss_jump,
         "dead_fraction": dead_fraction, "saturated_fraction": saturated_fraction,
@@ -290,7 +300,7 @@ def diagnose(
     evidence = _evidence(h, per_layer, rows)
     verdict, signs, layers = _verdict(evidence, per_layer, thresholds)
     remedies = REMEDIES.get(verdict, ())
-    if verdict == "vanishing" and _saturated(per_layer, thresholds).any():
+    if verdict in ("vanishing", "exploding") and _saturated(per_layer, thresholds).any():
         remedies = SATURATION_REMEDIES + remedies
     return Diagnosis(
         verdict=verdict,
@@ -308,10 +318,10 @@ def diagnose(
 def _evidence(h: dict[str, np.ndarray], per_layer: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float]:
     early = slice(0, max(per_layer["grad_norm"].shape[0] - 1, 0))
 
-    def smallest(a: np.ndarray) -> float:
+    def smallest(a: np.ndarray, reduce: Any = np.min) -> float:
         a = a[early]
         a = a[~np.isnan(a)]
-        return float(a.min()) if a.size else np.nan
+        return float(reduce(a)) if a.size else np.nan
 
     growth = per_layer["weight_change"][~np.isnan(per_layer["weight_change"])]
     kept = np.fmin(per_layer["saturated_first"], per_layer["saturated_last"])
@@ -322,6 +332,7 @@ def _evidence(h: dict[str, np.ndarray], per_layer: dict[str, np.ndarray], rows: 
         "skipped_steps": float(np.nansum(h["skipped"])) if "skipped" in h else 0.0,
         "nonfinite_loss_epochs": float(np.sum(~np.isfinite(h["loss"]))),
         "min_grad_ratio": smallest(per_layer["grad_ratio"]),
+        "max_grad_ratio": smallest(per_layer["grad_ratio"], np.max),
         "min_update_ratio": smallest(per_layer["update_ratio"]),
         "max_above_1_share": float(per_layer["above_1_share"].max()),
         "max_weight_growth": float(growth.max()) if growth.size else np.nan,
@@ -363,6 +374,20 @@ def _verdict(ev: dict[str, float], per_layer: dict[str, np.ndarray], t: dict[str
     saturated = _saturated(per_layer, t)
     if saturated.any() and not growing.any():
         corroborated = False
+    # Gradients growing toward the input are exploding whatever else is seen: saturated tanh units
+    # with huge weights still pass back those weights through the few units in the slope, and the
+    # product grows layer by layer (the table's "/output" column says so; the word must agree).
+    ratios = per_layer["grad_ratio"]
+    rising = np.zeros(n_layers, bool)
+    if not (ratios[early] < t["vanishing_ratio"]).any():
+        rising[early] = ratios[early] > t["exploding_ratio"]
+    if rising.any():
+        i = int(early[np.nanargmax(ratios[early])])
+        signs.append(
+            f"early layers' gradients orders of magnitude above the output layer's: {layer_name(i, n_layers)} at "
+            f"{ratios[i]:.2e} x the output layer's (threshold {t['exploding_ratio']:.0e}): the backward signal grows "
+            "toward the input"
+        )
     if corroborated and above.any():
         signs.append(
             f"gradient entries consistently above 1.0: more than {t['above_1_fraction']:.0%} of entries in "
@@ -376,20 +401,13 @@ def _verdict(ev: dict[str, float], per_layer: dict[str, np.ndarray], t: dict[str
             f"{t['loss_jump']:.0%}), improvement {_fmt(100 * ev['loss_improvement'], '.1f')}%"
         )
     if signs:
-        layers = np.flatnonzero((per_layer["nonfinite"] > 0) | (above | growing if corroborated else False))
+        layers = np.flatnonzero((per_layer["nonfinite"] > 0) | rising | (above | growing if corroborated else False))
         if layers.size == 0:  # NaN loss without per-layer counts: the largest gradient
             layers = np.array([int(np.nanargmax(np.nan_to_num(per_layer["grad_norm"], nan=-1.0)))])
         return "exploding", signs, layers
 
     if saturated.any():
-        worst = int(np.nanargmax(np.fmin(per_layer["saturated_first"], per_layer["saturated_last"])))
-        signs.append(
-            f"saturated units: {layer_name(worst, n_layers)} has {per_layer['saturated_first'][worst]:.0%} of its "
-            f"activations in the flat tails of sigmoid/tanh in the first epoch and "
-            f"{per_layer['saturated_last'][worst]:.0%} in the last ({int(saturated.sum())} of "
-            f"{saturated.shape[0]} hidden layers above {t['saturated_fraction']:.0%}), where the slope is below 2% of "
-            "its peak: the init (or the inputs) too large for the activation"
-        )
+        signs.append(_saturation(per_layer, saturated, t))
     weak = per_layer["grad_ratio"][early] < t["vanishing_ratio"]
     if weak.any():
         signs.append(
@@ -412,6 +430,19 @@ def _verdict(ev: dict[str, float], per_layer: dict[str, np.ndarray], t: dict[str
     return "healthy", signs, np.zeros((0,), int)
 
 
+def _saturation(per_layer: dict[str, np.ndarray], saturated: np.ndarray, t: dict[str, float]) -> str:
+    """The sentence on saturated sigmoid/tanh layers (a sign of vanishing, a note beside exploding)."""
+    n_layers = per_layer["grad_norm"].shape[0]
+    worst = int(np.nanargmax(np.fmin(per_layer["saturated_first"], per_layer["saturated_last"])))
+    return (
+        f"saturated units: {layer_name(worst, n_layers)} has {per_layer['saturated_first'][worst]:.0%} of its "
+        f"activations in the flat tails of sigmoid/tanh in the first epoch and "
+        f"{per_layer['saturated_last'][worst]:.0%} in the last ({int(saturated.sum())} of "
+        f"{saturated.shape[0]} hidden layers above {t['saturated_fraction']:.0%}), where the slope is below 2% of "
+        "its peak: the init (or the inputs) too large for the activation"
+    )
+
+
 def _worst(values: np.ndarray, early: np.ndarray) -> str:
     i = int(early[np.nanargmin(values[early])])
     return f"{layer_name(i, values.shape[0])} at {values[i]:.2e} x the output layer's"
@@ -427,6 +458,9 @@ def _notes(verdict: str, ev: dict[str, float], per_layer: dict[str, np.ndarray],
             f"{dead[i]:.0%} of the units of {layer_name(int(i), n_layers)} are dead (0 for every example): "
             "try leaky_relu, He init or a lower learning rate"
         )
+    saturated = _saturated(per_layer, t)
+    if verdict == "exploding" and saturated.any():
+        notes.append(_saturation(per_layer, saturated, t) + "; the gradients that pass still grow toward the input")
     if verdict != "healthy":
         return notes
     consistent = per_layer["above_1_share"] >= t["consistency"]

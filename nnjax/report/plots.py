@@ -27,7 +27,7 @@ import numpy as np
 from nnjax._base.files import atomic_write
 
 __all__ = ["confusion_matrix", "plot_confusion_matrix", "plot_gradient_norms", "plot_history", "plot_lr_find",
-           "plot_score_vs_settings", "plot_search_curves", "save_figure"]
+           "plot_pbt_schedules", "plot_score_vs_settings", "plot_search_curves", "save_figure"]
 
 _METRIC_PANELS = (("accuracy", "accuracy"), ("r2", "R^2"), ("mse", "MSE"))
 
@@ -299,4 +299,41 @@ def plot_score_vs_settings(leaderboard: Sequence[dict], names: Sequence[str], *,
         ax.set_xlabel(name)
     axes[0].set_ylabel(metric)
     fig.suptitle(title or f"{metric} against each hyper-parameter")
+    return _finish(fig, path)
+
+
+def plot_pbt_schedules(found: Any, *, path: Any = None, title: str | None = None) -> Any:
+    """Population-based training's hyper-parameter schedules: one panel per explored setting, each
+    member's lineage (:func:`nnjax.search.replay`) as a step line over the epochs, the best member
+    in bold black (log axis when the values are positive and span a factor 10 or more).
+
+    Args:
+      found: a :class:`nnjax.search.PBTResult`.
+      path: where to write a PNG (optional).
+      title: a title for the figure.
+    """
+    from nnjax.train.search.population_based import replay
+
+    names = list(found.settings)
+    generations, size = np.shape(found.parents)
+    k = found.epochs_per_generation
+    edges = np.arange(generations + 1) * k
+    fig = _figure(4.0 * max(1, len(names)), 3.4)
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(names))))
+    best = found.best
+    for ax, name in zip(axes, names):
+        every = []
+        for slot in range(size):
+            values = [step[name] for step in replay(found, slot)]
+            every.extend(values)
+            chosen = slot == best
+            ax.stairs(values, edges, color="black" if chosen else f"C{slot % 10}", linewidth=2.2 if chosen else 0.8,
+                      alpha=1.0 if chosen else 0.5, baseline=None, label="best member" if chosen else None)
+        every = np.asarray(every, float)
+        if every.min() > 0 and every.max() >= 10 * every.min():
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.legend(fontsize="small")
+    fig.suptitle(title or f"PBT: {size} members' settings, generation by generation")
     return _finish(fig, path)

@@ -27,7 +27,8 @@ from nnjax.nn.network import MLP, apply, init_state
 from nnjax.sklearn import _config, _padding
 from nnjax.train import optim
 from nnjax.train.loop import TrainState, fresh_state
-from nnjax.train.options import Options
+from nnjax.train.options import Options, is_auto
+from nnjax.train.search import lr_range
 
 __all__ = ["BaseMLP", "Run", "Targets", "check_sample_weight", "forward"]
 
@@ -95,6 +96,7 @@ class Run(NamedTuple):
     optimizer: Any
     signature: tuple  # what a carried optimizer state must match
     n_train: int
+    range_test: tuple  # (learning_rate -> the optimizer at a constant rate, its back-off): for lr_find
 
 
 def _population(keys: list, run: Run, resume: TrainState | None, incremental: bool):
@@ -155,6 +157,9 @@ class BaseMLP(BaseEstimator):
         x, validation = X.astype(np.float32), None
         if self.early_stopping:
             x, validation, targets, weights = self._split(x, targets, weights, settings, rng)
+        if is_auto(settings.learning_rate_init):
+            rate = self._found_rate(x, targets, weights, settings, seed, first_pass, incremental)
+            settings = settings._replace(learning_rate_init=rate)
         run = self._prepare(x, targets, weights, validation, settings, incremental)
         if not first_pass and run.net != self._net:
             raise ValueError(f"warm_start/partial_fit: expected the topology of the previous fit {self._net.sizes}, "
@@ -176,9 +181,22 @@ class BaseMLP(BaseEstimator):
             carried = carried._replace(best_value=np.array(np.inf, np.float32), bad_epochs=np.array(0, np.int32))
         self._store(_member(params, best), _member(state, best), carried, keys[best], run)
         self.seed_scores_, self.best_seed_ = scores, best
+        self.learning_rate_init_ = float(settings.learning_rate_init)
         self._record(_member(history, best), targets, run.n_train, first_pass, validation is not None)
         self._warn(bool(train_state.stopped[best]), settings, incremental)
         return self
+
+    def _found_rate(self, x, targets: Targets, weights, settings, seed: int, first_pass: bool,
+                    incremental: bool) -> float:
+        """``learning_rate_init="auto"``: the range test's suggestion (:func:`nnjax.lr_find`, 4 seeds
+        from the fit's seed) on the training rows with the estimator's solver, loss and penalties;
+        a warm start or ``partial_fit`` keeps the rate the first fit found."""
+        if not first_pass and hasattr(self, "learning_rate_init_"):
+            return self.learning_rate_init_
+        probe = self._prepare(x, targets, weights, None, settings._replace(learning_rate_init=1e-3), incremental)
+        factory, backoff = probe.range_test
+        options = probe.options.replace(optimizer=factory, validation=None, early_stopping=None)
+        return float(lr_range.auto_rate(jax.random.key(seed), probe.train_net, probe.data, options, backoff=backoff))
 
     def _prepare(self, x, targets: Targets, weights, validation, settings, incremental: bool) -> Run:
         """Translates the settings into one ``nnjax.fit`` call (see ``_config`` and ``_padding``)."""
@@ -215,7 +233,7 @@ class BaseMLP(BaseEstimator):
             shuffle=bool(self.shuffle),
         )
         signature = (tuple(sorted(opt_settings.items())), train_net, stopping)
-        return Run(net, train_net, (x, y), options, tx, signature, n_train)
+        return Run(net, train_net, (x, y), options, tx, signature, n_train, _config.range_test(opt_settings))
 
     def _split(self, x, targets: Targets, weights, settings, rng):
         """scikit-learn's early-stopping split: ``validation_fraction`` held out, stratified for binary."""

@@ -39,9 +39,10 @@ import numpy as np
 import optax
 
 from nnjax.nn import activations, initializers
-from nnjax._base import checks
+from nnjax._base import checks, optimizers
 from nnjax.train import optim
 from nnjax.train.loop import EarlyStopping
+from nnjax.train.options import AUTO, is_auto
 
 __all__ = ["Settings", "batch_size", "check_settings", "early_stopping", "l2_strength", "optimizer"]
 
@@ -61,7 +62,7 @@ class Settings(NamedTuple):
     activation: str
     solver: str
     alpha: float
-    learning_rate_init: float
+    learning_rate_init: Any  # a number, or "auto" until the range test replaces it
     max_iter: int
     tol: float
     n_iter_no_change: float
@@ -147,7 +148,8 @@ def check_settings(est: Any) -> Settings:
         activation=activation,
         solver=solver,
         alpha=_rule(est, "alpha"),
-        learning_rate_init=_rule(est, "learning_rate_init", "learning_rate"),
+        learning_rate_init=(AUTO if is_auto(est.learning_rate_init) else
+                            _rule(est, "learning_rate_init", "learning_rate")),
         max_iter=int(_number(est, "max_iter", low=1, integer=True)),
         tol=float(_number(est, "tol")),
         n_iter_no_change=n_iter_no_change,
@@ -193,6 +195,16 @@ def _inverse_scaling(learning_rate_init: float, power_t: float, steps_per_epoch:
         return learning_rate_init / jnp.power(samples_seen + 1.0, power_t)
 
     return schedule
+
+
+def range_test(settings: dict) -> tuple[Any, float]:
+    """What the range test of ``learning_rate_init="auto"`` drives: ``learning_rate -> optimizer``
+    of :func:`optimizer`'s ``settings`` at a constant rate ("invscaling" starts at that rate), and
+    the back-off of the solver's optimizer in the table (:func:`nnjax.lr_find`)."""
+    fixed = {**settings, "schedule": "constant", "steps_per_epoch": None, "n_train": None}
+    name = _TABLE_NAME[settings["solver"], bool(settings["momentum"]), bool(settings["nesterov"])]
+    return (lambda rate: optimizer.__wrapped__(**{**fixed, "learning_rate_init": rate}),
+            optimizers.OPTIMIZERS[name].range_backoff)
 
 
 @functools.lru_cache(maxsize=128)

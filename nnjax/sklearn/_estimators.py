@@ -24,7 +24,10 @@ _SHARED_ARGS = """
       batch_size: minibatch size; "auto" is ``min(200, n_samples)``.
       learning_rate: "constant" or "invscaling" (sgd only, ``lr / (t + 1) ** power_t``).
       learning_rate_init, power_t, momentum, nesterovs_momentum, beta_1, beta_2, epsilon:
-        optimizer settings with scikit-learn's meanings.
+        optimizer settings with scikit-learn's meanings; ``learning_rate_init="auto"`` (an nnjax
+        addition) runs the learning-rate range test (:func:`nnjax.lr_find`) on the training
+        rows first and trains at its suggestion, kept as ``learning_rate_init_`` (a warm start
+        or ``partial_fit`` keeps it).
       max_iter: epochs (passes over the data).
       shuffle: reshuffle the samples every epoch.
       random_state: seeds initialisation, shuffling, dropout and the validation split.
@@ -47,7 +50,8 @@ _SHARED_ARGS = """
     (data loss per epoch in scikit-learn's units, penalties excluded), ``best_loss_`` (None with
     early stopping), ``validation_scores_``, ``best_validation_score_``, ``n_iter_``, ``t_``,
     ``n_features_in_``, ``feature_names_in_``, ``n_layers_``, ``n_outputs_``, ``out_activation_``;
-    nnjax's: ``history_`` (this fit's nnjax history), ``seed_scores_``, ``best_seed_``.
+    nnjax's: ``history_`` (this fit's nnjax history), ``seed_scores_``, ``best_seed_``,
+    ``learning_rate_init_`` (the rate trained with).
 """
 
 

@@ -34,7 +34,7 @@ from nnjax._base.typing import Params, PRNGKey, State
 from nnjax._base import validation as data_lib
 from nnjax.nn.model import as_model
 from nnjax.train.loop import FitConfig, TrainState, evaluate, init_train_state, run, split_run_key
-from nnjax.train.options import Options, Regularization, takes_settings
+from nnjax.train.options import Options, Regularization, is_auto, takes_settings
 
 __all__ = ["FitResult", "Plan", "Prepared", "check_key", "configure", "fit", "plan", "prepare",
            "run_compiled", "scan_length", "start"]
@@ -239,6 +239,21 @@ def run_compiled(cfg: FitConfig, key: PRNGKey, data: Prepared, reg: Regularizati
 RATE_FINDER: list = []
 
 
+def with_found_rate(key: PRNGKey, net: Any, data: tuple[Any, Any], options: Options) -> Options:
+    """``options`` with ``learning_rate="auto"`` replaced by the range test's suggestion
+    (:data:`RATE_FINDER`, run with ``key``); any other ``options`` as they are.
+
+    Raises:
+      ValueError: "auto" with a traced key (the range test runs on the host: resolve it first).
+    """
+    if not is_auto(options.learning_rate):
+        return options
+    if not _is_concrete(key):
+        raise ValueError("learning_rate: 'auto' runs the range test on the host: expected a concrete key, got a "
+                         "traced one; call nnjax.lr_find first and pass its suggestion")
+    return options.replace(learning_rate=float(RATE_FINDER[0](key, net, data, options)))
+
+
 @takes_settings
 def fit(key: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options | None = None, *,
         params: Params | None = None, resume: FitResult | None = None, progress: Any = False,
@@ -288,9 +303,6 @@ def fit(key: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options |
         naming the argument, the expectation and what came.
       TypeError: for a setting of the wrong type or an unknown keyword.
     """
-    if isinstance(settings.get("learning_rate"), str) and settings["learning_rate"] == "auto":
-        settings["learning_rate"] = RATE_FINDER[0](resume.key if key is None and resume is not None else key,
-                                                   net, data, options, **settings)
     p = plan(key, net, data, options, params=params, resume=resume, **settings)
     if not progress or not _is_concrete(p.key, p.data, p.reg, p.ts):
         return p.run(p.ts)
@@ -368,6 +380,7 @@ def plan(key: PRNGKey | None, net: Any, data: tuple[Any, Any], options: Options 
             raise ValueError("params: a resumed run continues from its own parameters; pass params=None")
         key = resume.key if key is None else key
     key = check_key(key)
+    options = with_found_rate(key, net, data, options)
     prepared = prepare(model, data, options, resumed=resume is not None)
     cfg = configure(options, model, prepared.n)
     shapes = _init_shapes(model)

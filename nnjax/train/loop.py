@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnjax.train import branching, diagnostics
+from nnjax.train import branching, diagnostics, optim
 from nnjax.nn import losses
 from nnjax._base.typing import Params, PRNGKey, State
 from nnjax.nn.model import as_model
@@ -181,7 +181,9 @@ def train_step(
         return total, (per_example, logits, new_state, hidden)
 
     (total, (per_example, logits, new_state, hidden)), grads = jax.value_and_grad(objective, has_aux=True)(params)
-    updates, new_opt_state = cfg.optimizer.update(grads, opt_state, params)
+    # The objective reaches transformations that take it (optax's extra-args protocol, e.g.
+    # optax.contrib.reduce_on_plateau); float32 whatever the compute dtype, as their states keep it.
+    updates, new_opt_state = optim.update(cfg.optimizer, grads, opt_state, params, value=total.astype(jnp.float32))
     new_params = optax.apply_updates(params, updates)
     # One sum of squares per gradient leaf gives the global norm and the finiteness
     # check at once (a norm beyond float32's range counts as non-finite, too).

@@ -31,7 +31,7 @@ from nnjax._base import checks
 from nnjax._base.optimizers import NUMBERS, OPTIMIZERS, SCHEDULES, SETTINGS
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "ByValue", "build", "build_schedule", "by_value", "initial_state", "make",
-           "schedule", "with_clipping"]
+           "schedule", "update", "with_clipping"]
 
 
 def _entry(table: dict, name: Any, what: str, extra: str = "") -> Any:
@@ -203,9 +203,9 @@ class ByValue:
     def init(self):
         return self.tx.init
 
-    @property
-    def update(self):
-        return self.tx.update
+    def update(self, updates: Any, state: Any, params: Any = None, **extra_args: Any) -> Any:
+        """``tx``'s update, given optax's extra arguments (``value=``) when ``tx`` takes them."""
+        return optax.with_extra_args_support(self.tx).update(updates, state, params, **extra_args)
 
     def __eq__(self, other: Any) -> bool:
         return isinstance(other, ByValue) and self._hash == other._hash and self.key == other.key
@@ -248,13 +248,40 @@ _MEMO: dict = {}
 def _by_value(tx: Any, shapes: Any) -> Any:
     try:
         state = jax.eval_shape(tx.init, shapes)
-        closed = jax.make_jaxpr(lambda g, s, p: tx.update(g, s, p))(shapes, state, shapes)
+        value = jax.ShapeDtypeStruct((), jnp.float32)  # the loss, as the training step passes it
+        closed = jax.make_jaxpr(lambda g, s, p, v: update(tx, g, s, p, value=v))(shapes, state, shapes, value)
         consts = tuple((np.shape(c), str(np.asarray(c).dtype), hashlib.sha256(np.asarray(c).tobytes()).hexdigest())
                        for c in closed.consts)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError,
             jax.errors.UnexpectedTracerError):
         return tx
     return ByValue(tx, (str(closed.jaxpr), consts, str(jax.tree.structure(state))))
+
+
+def update(tx: Any, grads: Any, state: Any, params: Any, *, value: Any) -> tuple[Any, Any]:
+    """``(updates, new_state)`` of one step of ``tx``, which is told the step's loss ``value``.
+
+    The loss travels by optax's extra-arguments protocol: an
+    ``optax.GradientTransformationExtraArgs`` whose update takes ``value`` (such as
+    ``optax.contrib.reduce_on_plateau``, alone or inside ``optax.chain``) receives it; any other
+    transformation is called as ``tx.update(grads, state, params)``
+    (``optax.with_extra_args_support`` drops what it does not take).
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> tx = optax.chain(optax.sgd(1.0), optax.contrib.reduce_on_plateau(patience=1, factor=0.5))
+      >>> params = {"w": jnp.ones(2)}
+      >>> state = tx.init(params)
+      >>> scales = []
+      >>> for _ in range(3):  # a loss that never improves: halved after each step without progress
+      ...     updates, state = update(tx, params, state, params, value=jnp.float32(1.0))
+      ...     scales.append(float(state[1].scale))
+      >>> scales, updates["w"].tolist()
+      ([1.0, 0.5, 0.25], [-0.25, -0.25])
+    """
+    if isinstance(tx, ByValue):  # not an optax type itself: it forwards the value to what it wraps
+        return tx.update(grads, state, params, value=value)
+    return optax.with_extra_args_support(tx).update(grads, state, params, value=value)
 
 
 def initial_state(tx: Any, params: Any) -> Any:

@@ -46,8 +46,17 @@ from nnjax._base import checks
 from nnjax.nn import losses
 from nnjax.train import optim
 
-__all__ = ["EarlyStopping", "Options", "REQUIRED", "Regularization", "per_example", "regularization",
-           "takes_settings"]
+__all__ = ["AUTO", "EarlyStopping", "Options", "REQUIRED", "Regularization", "is_auto", "per_example",
+           "regularization", "takes_settings"]
+
+#: ``learning_rate=AUTO``: the learning-rate range test (:func:`nnjax.lr_find`) chooses the rate
+#: when the run is planned (:func:`nnjax.fit`, :func:`nnjax.fit_population`, and what calls them).
+AUTO = "auto"
+
+
+def is_auto(rate: Any) -> bool:
+    """Whether ``rate`` is :data:`AUTO` (the range test chooses)."""
+    return isinstance(rate, str) and rate == AUTO
 
 
 class _StoppingFields(NamedTuple):
@@ -142,8 +151,9 @@ class Options:
       epochs: passes over the data.
       batch_size: examples per minibatch (at most the number of examples).
       learning_rate: for a named optimizer or a factory: a number (default 0.01 for a name), an
-        optax schedule, or in a population one number per member. None with a fixed optax
-        transformation (it has its own).
+        optax schedule, in a population one number per member, or ``"auto"``
+        (:data:`AUTO`): the learning-rate range test's suggestion (:func:`nnjax.lr_find`), found
+        when the run is planned. None with a fixed optax transformation (it has its own).
       l1, l2: penalty strengths ``l1 * sum|W| + l2 * sum W^2`` (finite, >= 0; may be traced).
       dropout: overrides the net's dropout rate(s) (in [0, 1); may be traced); None keeps them.
       validation: ``(x_val, y_val)``, scored at the end of every epoch.
@@ -240,7 +250,10 @@ class Options:
         elif not callable(opt):
             raise ValueError(f"optimizer: expected an optax.GradientTransformation, a name from "
                              f"{', '.join(optim.OPTIMIZERS)} or a factory lr -> transformation, got {opt!r}")
-        if rate is not None and not callable(rate):
+        if isinstance(rate, str) and not is_auto(rate):
+            raise ValueError(f"learning_rate: expected a number, a schedule or {AUTO!r} (the range test chooses), "
+                             f"got {rate!r}")
+        if rate is not None and not callable(rate) and not is_auto(rate):
             checks.check("learning_rate", rate)
 
     @classmethod
@@ -282,6 +295,9 @@ class Options:
             passes each member's (traced) rate here.
         """
         rate = self.rate if learning_rate is None else learning_rate
+        if is_auto(rate):
+            raise ValueError(f"learning_rate: expected a number here, got {AUTO!r}; nnjax.fit and nnjax.fit_population "
+                             "resolve it (or call nnjax.lr_find and pass its suggestion)")
         opt = self.optimizer
         if isinstance(opt, str):
             tx = optim.make(opt, rate)

@@ -45,7 +45,7 @@ from jax.sharding import Mesh
 
 from nnjax.train import population
 from nnjax.train.fitting import fit
-from nnjax.train.options import Options, takes_settings
+from nnjax.train.options import Options, is_auto, takes_settings
 from nnjax.train.mesh import (add_launch_arguments, batch_sharding, constrain_population, initialize,
                               initialize_from_args, make_mesh, pad_population)
 
@@ -168,7 +168,8 @@ def fit_population_distributed(
       **population_kwargs: :func:`nnjax.fit_population`'s keywords (``options``, ``optimizer``, ``loss``,
         ``epochs``, ``batch_size``, per-member ``learning_rate`` / ``l1`` / ``l2`` / ``dropout`` /
         ``init_scale`` arrays of shape ``(P,)``, a stacked ``resume``, ...). ``mesh`` is refused:
-        each process uses its own devices.
+        each process uses its own devices. ``learning_rate="auto"`` is found once from the whole
+        population (:func:`nnjax.population.found_rate`), the same rate in every process.
 
     Returns:
       The population's :class:`~nnjax.FitResult` (leading axis P), the same in every process.
@@ -186,6 +187,12 @@ def fit_population_distributed(
         keys = resume.key
     size = population.population_size(keys)
     mine = member_share(size, index, count)
+    settings = {k: v for k, v in population_kwargs.items() if k in Options.__dataclass_fields__}
+    whole = Options.of(population_kwargs.get("options"), **settings) if settings or "options" in population_kwargs \
+        else None
+    if whole is not None and is_auto(whole.learning_rate):  # one rate from the whole population, in every process
+        population_kwargs = {**population_kwargs,
+                             "learning_rate": population.found_rate(keys, net, data, whole).learning_rate}
 
     def take(value):
         return jax.tree.map(lambda a: a[mine], value)

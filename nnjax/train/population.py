@@ -49,16 +49,18 @@ from nnjax.nn import losses
 from nnjax.train import optim
 from nnjax.train import mesh as parallel_lib
 from nnjax._base.typing import Params, PRNGKey
+from nnjax.train import fitting
 from nnjax.train.fitting import FitResult, fit, plan, prepare
 from nnjax.nn.model import as_model
 from nnjax.train.loop import TrainState, split_run_key
-from nnjax.train.options import Options, takes_settings
+from nnjax.train.options import Options, is_auto, takes_settings
 
 __all__ = [
     "MEMBER_SETTINGS",
     "PopulationPlan",
     "best_index",
     "fit_population",
+    "found_rate",
     "member_scores",
     "plan_population",
     "population_size",
@@ -229,6 +231,26 @@ class PopulationPlan:
     def may_stop(self) -> bool:
         return self.spec.options.may_stop
 
+    def _call(self, ts: TrainState | None, epochs: int | None) -> tuple[_Spec, tuple]:
+        """The static spec and the member arguments of :meth:`run`'s program."""
+        spec = self.spec
+        if epochs is not None and epochs != spec.options.epochs:
+            spec = spec._replace(options=spec.options.replace(epochs=int(epochs)))
+        members = (self.keys, self.members, ts)
+        if spec.mesh is not None and "population" in spec.mesh.axis_names:
+            members = parallel_lib.pad_population(members, self.size, spec.mesh.shape["population"])
+        return spec, members
+
+    def compile(self, ts: TrainState | None, epochs: int | None = None) -> None:
+        """Compiles :meth:`run`'s program for ``ts`` and ``epochs`` without running it.
+
+        Ahead of time: a later :meth:`run` of the same shapes and settings (of any values) starts
+        at once. Searches compile the programs of their next population sizes this way while the
+        current one trains (:func:`nnjax.successive_halving`).
+        """
+        spec, members = self._call(ts, epochs)
+        _fit_members.lower(spec, self.arrays, *members).compile()
+
     def run(self, ts: TrainState | None, epochs: int | None = None, *, slots: int | None = None,
             trim: bool = True) -> FitResult:
         """Trains ``epochs`` epochs (default ``options.epochs``) from ``ts``; one compiled program a length.
@@ -236,16 +258,24 @@ class PopulationPlan:
         ``slots`` and ``trim`` are accepted for the runner's sake: a population's program has
         exactly ``epochs`` epoch slots.
         """
-        spec = self.spec
-        if epochs is not None and epochs != spec.options.epochs:
-            spec = spec._replace(options=spec.options.replace(epochs=int(epochs)))
-        members = (self.keys, self.members, ts)
-        if spec.mesh is not None and "population" in spec.mesh.axis_names:
-            members = parallel_lib.pad_population(members, self.size, spec.mesh.shape["population"])
+        spec, members = self._call(ts, epochs)
         result = _fit_members(spec, self.arrays, *members)
         if population_size(result.key) != self.size:
             result = jax.tree.map(lambda a: a[:self.size], result)
         return result
+
+
+def found_rate(keys: PRNGKey, net: Any, data: tuple[Any, Any], options: Options) -> Options:
+    """``options`` with ``learning_rate="auto"`` replaced by one rate for the whole population:
+    :func:`nnjax.fitting.with_found_rate` with the first member's key and, for the test, the median
+    of each per-member penalty or dropout rate (other ``options`` as they are)."""
+    if not is_auto(options.learning_rate):
+        return options
+    first = jax.tree.map(lambda k: k[0], keys)
+    typical = {name: float(np.median(np.asarray(v))) for name in ("l1", "l2", "dropout")
+               if (v := getattr(options, name)) is not None and np.ndim(v) > 0}
+    found = fitting.with_found_rate(first, net, data, options.replace(**typical))
+    return options.replace(learning_rate=found.learning_rate)
 
 
 @takes_settings
@@ -274,6 +304,8 @@ def plan_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], optio
             raise ValueError("keys: expected stacked PRNG keys (jax.random.split(key, P)), got None")
         keys = resume.key
     size = population_size(keys)
+    if is_auto(options.learning_rate):  # one rate for every member: the range test's, with the first key
+        options = found_rate(keys, net, data, options)
     rate = options.learning_rate
     swept = {"l1": options.l1, "l2": options.l2, "dropout": options.dropout, "init_scale": init_scale}
     if not callable(rate) and options.rate is not None:  # a number (or one per member): traced
@@ -340,8 +372,9 @@ def fit_population(keys: PRNGKey | None, net: Any, data: tuple[Any, Any], option
         optax.GradientTransformation`` (built inside the vmapped function, so the learning rate
         may differ per member); ``learning_rate``, ``l1``, ``l2`` and ``dropout`` may be one
         value per member, shape ``(P,)`` (``dropout`` also ``(P, n_hidden)``);
-        ``learning_rate`` defaults to 0.01 for a name. ``batch_sharding`` is refused (use
-        ``mesh``).
+        ``learning_rate`` defaults to 0.01 for a name; ``"auto"`` gives every member the
+        range test's suggestion (:func:`nnjax.lr_find`, run once with the first key and the
+        median penalties). ``batch_sharding`` is refused (use ``mesh``).
 
     Returns:
       A :class:`~nnjax.FitResult` whose leaves have a leading axis of size P;

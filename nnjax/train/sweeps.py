@@ -24,32 +24,169 @@ Example:
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, NamedTuple, Sequence
 
 import jax
 import numpy as np
 
+from nnjax._base import checks
 from nnjax.train.fitting import FitResult
 from nnjax.nn.network import MLP
 from nnjax.nn.losses import is_maximised
 from nnjax.train.options import Options
 from nnjax.train.population import MEMBER_SETTINGS, fit_population, member_scores
 
-__all__ = ["LogUniform", "SweepResult", "Uniform", "format_table", "grid", "random_search", "sweep"]
+__all__ = ["CONTINUOUS", "Choice", "LogUniform", "SweepResult", "Uniform", "as_range", "draw", "format_table", "grid",
+           "parse_range", "random_search", "sweep"]
 
 
 class Uniform(NamedTuple):
-    """A uniform distribution on ``[low, high)`` for :func:`random_search`."""
+    """A uniform range ``[low, high)``: drawn evenly, laid on a grid by ``linspace``."""
 
     low: float
     high: float
+
+    def check(self, name: str) -> "Uniform":
+        """Itself with float ends, or a one-line ValueError naming ``name``."""
+        low, high = float(self.low), float(self.high)
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
+            raise ValueError(f"{name}: expected finite low < high, got {self}")
+        return Uniform(low, high)
+
+    def from_unit(self, u: Any) -> Any:
+        """The values at the quantiles ``u`` in ``[0, 1)`` (NumPy or traced, as ``u``)."""
+        return self.low + u * (self.high - self.low)
+
+    def grid(self, points: int) -> np.ndarray:
+        """``points`` evenly spaced values, both ends included."""
+        return np.linspace(self.low, self.high, points)
 
 
 class LogUniform(NamedTuple):
-    """A log-uniform distribution on ``[low, high)`` (``low > 0``) for :func:`random_search`."""
+    """A log-uniform range ``[low, high)``, ``low > 0``: drawn evenly on the log scale, laid on a
+    grid by ``geomspace``."""
 
     low: float
     high: float
+
+    def check(self, name: str) -> "LogUniform":
+        """Itself with float ends, or a one-line ValueError naming ``name``."""
+        low, high = float(self.low), float(self.high)
+        if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
+            raise ValueError(f"{name}: expected 0 < low < high (log-uniform), got {self}")
+        return LogUniform(low, high)
+
+    def from_unit(self, u: Any) -> Any:
+        """The values at the quantiles ``u`` in ``[0, 1)`` (NumPy or traced, as ``u``)."""
+        xp = jax.numpy if isinstance(u, jax.Array) else np
+        low = math.log(self.low)
+        return xp.exp(low + u * (math.log(self.high) - low))
+
+    def grid(self, points: int) -> np.ndarray:
+        """``points`` geometrically spaced values, both ends included."""
+        return np.geomspace(self.low, self.high, points)
+
+
+class Choice(NamedTuple):
+    """A list of choices, drawn with equal probability; a grid takes them all."""
+
+    values: tuple
+
+    def check(self, name: str) -> "Choice":
+        """Itself with float values, or a one-line ValueError naming ``name``."""
+        values = np.atleast_1d(np.asarray(self.values, np.float64))
+        if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
+            raise ValueError(f"{name}: expected a non-empty list of finite numbers, got {list(np.ravel(values))}")
+        return Choice(tuple(values.tolist()))
+
+    def grid(self, points: int) -> np.ndarray:
+        """The choices (``points`` is not used)."""
+        return np.asarray(self.values, np.float64)
+
+
+#: The continuous ranges (a grid lays points on them; a choice list is taken whole).
+CONTINUOUS = (Uniform, LogUniform)
+
+
+def as_range(name: str, value: Any) -> Uniform | LogUniform | Choice:
+    """One search range, checked: a :class:`Uniform`, :class:`LogUniform` or :class:`Choice`
+    as it is; text as :func:`parse_range` reads it; a list (tuple, array) as a :class:`Choice`; a
+    number as the choice of one value. Every sampler (:func:`random_search`, :func:`draw`, grids,
+    :func:`nnjax.search.sample`, PBT's resample) takes ranges through here.
+
+    Example:
+      >>> as_range("l2", [0, 1e-4]), as_range("dropout", 0.1), as_range("lr", "1e-3:1e-1")
+      (Choice(values=(0.0, 0.0001)), Choice(values=(0.1,)), LogUniform(low=0.001, high=0.1))
+    """
+    if isinstance(value, (Uniform, LogUniform, Choice)):
+        return value.check(name)
+    if isinstance(value, str):
+        return parse_range(name, value)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return Choice(tuple(np.asarray(value, np.float64).ravel().tolist()) if np.size(value) else ()).check(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name}: expected a range (Uniform, LogUniform, Choice, 'low:high'), a list or a number, "
+                         f"got {value!r}")
+    return Choice((float(value),)).check(name)
+
+
+def draw(key: jax.Array, r: Uniform | LogUniform | Choice, shape: tuple, *, traced: bool = False) -> Any:
+    """Values drawn from the range ``r`` with ``key``: float64 NumPy, or with ``traced=True`` a
+    float32 JAX array (inside a compiled program: PBT's resample). The same key gives the same
+    draws either way (up to float32 rounding)."""
+    if isinstance(r, Choice):
+        index = jax.random.randint(key, shape, 0, len(r.values))
+        if traced:
+            return jax.numpy.asarray(r.values, jax.numpy.float32)[index]
+        return np.asarray(r.values, np.float64)[np.asarray(index)]
+    u = jax.random.uniform(key, shape)
+    return r.from_unit(u if traced else np.asarray(u, np.float64))
+
+
+def parse_range(name: str, text: str) -> Uniform | LogUniform | Choice:
+    """One range from its text: ``low:high`` (a :class:`LogUniform` when ``0 < low`` and
+    ``high / low >= 10``, a :class:`Uniform` otherwise), ``log:low:high`` or ``lin:low:high`` to
+    choose, or a comma list ``a,b,c`` of distinct choices (a :class:`Choice`).
+
+    Example:
+      >>> parse_range("dropout", "0:0.5"), parse_range("l2", "0,1e-3"), parse_range("lr", "lin:0.1:0.3")
+      (Uniform(low=0.0, high=0.5), Choice(values=(0.0, 0.001)), Uniform(low=0.1, high=0.3))
+      >>> parse_range("lr", "1e-2:1e-3")
+      Traceback (most recent call last):
+      ValueError: lr: expected low < high in 'low:high', got '1e-2:1e-3'
+    """
+    text = str(text).strip()
+    if not text:
+        raise ValueError(f"{name}: expected a range 'low:high' or choices 'a,b,c', got ''")
+    if ":" in text:
+        parts = text.split(":")
+        kind = None
+        if len(parts) == 3 and parts[0] in ("log", "lin"):
+            kind, parts = parts[0], parts[1:]
+        if len(parts) != 2:
+            raise ValueError(f"{name}: expected 'low:high', 'log:low:high' or 'lin:low:high', got {text!r}")
+        low, high = (_number(name, p) for p in parts)
+        if not low < high:
+            raise ValueError(f"{name}: expected low < high in 'low:high', got {text!r}")
+        if kind == "log" and low <= 0:
+            raise ValueError(f"{name}: expected 0 < low for a log range, got {text!r}")
+        if kind is None:
+            kind = "log" if low > 0 and high / low >= 10 else "lin"
+        return LogUniform(low, high) if kind == "log" else Uniform(low, high)
+    values = tuple(_number(name, p) for p in text.split(","))
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name}: expected distinct choices, got {text!r}")
+    return Choice(values)
+
+
+def _number(name: str, text: str) -> float:
+    value = checks.number(text)
+    if value is None:
+        raise ValueError(f"{name}: expected a number, got {text!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {text!r}")
+    return value
 
 
 def _check_name(name: str) -> None:
@@ -76,8 +213,8 @@ def grid(**values: float | Sequence[float]) -> dict[str, np.ndarray]:
 
 
 def random_search(n: int, *, key: jax.Array, **distributions: Any) -> dict[str, np.ndarray]:
-    """``n`` settings drawn at random: each value a :class:`Uniform`, a :class:`LogUniform`,
-    a list of choices, or a constant.
+    """``n`` settings drawn at random: each value a range (:func:`as_range`: a :class:`Uniform`,
+    a :class:`LogUniform`, a :class:`Choice` or a list of choices, range text) or a constant.
 
     Each name draws from its own key (``fold_in(key, MEMBER_SETTINGS.index(name))``),
     so adding a name does not change the others' draws.
@@ -93,21 +230,7 @@ def random_search(n: int, *, key: jax.Array, **distributions: Any) -> dict[str, 
     out = {}
     for name, dist in distributions.items():
         _check_name(name)
-        k = jax.random.fold_in(key, MEMBER_SETTINGS.index(name))
-        if isinstance(dist, (Uniform, LogUniform)):
-            low, high = float(dist.low), float(dist.high)
-            if not low < high or (isinstance(dist, LogUniform) and low <= 0):
-                raise ValueError(f"{name}: expected 0 < low < high (log-uniform) or low < high, got {dist}")
-            u = np.asarray(jax.random.uniform(k, (n,)), np.float64)
-            if isinstance(dist, LogUniform):
-                out[name] = np.exp(np.log(low) + u * (np.log(high) - np.log(low)))
-            else:
-                out[name] = low + u * (high - low)
-        elif isinstance(dist, (list, tuple, np.ndarray)):
-            choices = np.asarray(dist, np.float64).ravel()
-            out[name] = choices[np.asarray(jax.random.randint(k, (n,), 0, len(choices)))]
-        else:
-            out[name] = np.full((n,), float(dist))
+        out[name] = draw(jax.random.fold_in(key, MEMBER_SETTINGS.index(name)), as_range(name, dist), (n,))
     return out
 
 

@@ -8,10 +8,13 @@ run diverges (a non-finite loss, or the smoothed loss above :data:`DIVERGED` tim
 far).
 
 **The rule** (one, documented, on the log scale): a seed's suggestion is the learning rate at the
-minimum of its smoothed loss divided by :data:`BACKOFF` (10): the largest rate that still lowers
-the loss fastest, backed off to where training is stable. The minimum is a robust landmark (the
-steepest slope of a noisy curve is not); the suggestion is the median of the seeds' suggestions on
-the log scale, and the band their minimum and maximum.
+minimum of its smoothed loss divided by a back-off factor: the optimizer's own
+(``range_backoff`` of the optimizer table, :mod:`nnjax._base.optimizers`): 10 for adaptive
+optimizers (Adam's family), 3 for the SGD family, whose minimum sits at the divergence edge and
+whose best fixed rate lies a small factor below it; :data:`BACKOFF` (10) for an optimizer given as
+a factory, unless ``backoff=`` says otherwise. The minimum is a robust landmark (the steepest
+slope of a noisy curve is not); the suggestion is the median of the seeds' suggestions on the log
+scale, and the band their minimum and maximum.
 
 ``nnjax.fit(..., learning_rate="auto")`` runs this test first (with the fit's settings, 4 seeds
 folded from its key) and logs the rate it chose on the ``nnjax`` logger; ``nnjax train --lr auto``
@@ -36,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax._base import checks
+from nnjax._base import checks, optimizers
 from nnjax.nn.model import as_model
 from nnjax.train import optim
 from nnjax.train import fitting
@@ -46,7 +49,8 @@ from nnjax.train.options import Options, takes_settings
 
 __all__ = ["BACKOFF", "DIVERGED", "LRFindResult", "auto_rate", "lr_find", "smooth", "suggest"]
 
-#: A seed's suggestion is the rate at its smoothed loss's minimum divided by this.
+#: A seed's suggestion is the rate at its smoothed loss's minimum divided by this, when the
+#: optimizer is no name of the table (a factory) and ``backoff`` is not given.
 BACKOFF = 10.0
 #: A run counts as diverged once its smoothed loss exceeds this multiple of its minimum so far.
 DIVERGED = 4.0
@@ -103,13 +107,13 @@ def smooth(losses: np.ndarray, beta: float) -> np.ndarray:
     return out
 
 
-def suggest(rates: np.ndarray, smoothed: np.ndarray) -> np.ndarray:
-    """Each row's suggestion: the rate at its smoothed minimum over :data:`BACKOFF` (NaN: no finite loss)."""
+def suggest(rates: np.ndarray, smoothed: np.ndarray, backoff: float = BACKOFF) -> np.ndarray:
+    """Each row's suggestion: the rate at its smoothed minimum over ``backoff`` (NaN: no finite loss)."""
     smoothed = np.atleast_2d(smoothed)
     found = np.full(smoothed.shape[0], np.nan)
     for i, row in enumerate(smoothed):
         if np.isfinite(row).any():
-            found[i] = rates[int(np.nanargmin(row))] / BACKOFF
+            found[i] = rates[int(np.nanargmin(row))] / backoff
     return found
 
 
@@ -147,7 +151,8 @@ def _exponential(min_lr: float, max_lr: float, steps: int):
 
 @takes_settings
 def lr_find(key: jax.Array, net: Any, data: tuple[Any, Any], options: Options | None = None, *, seeds: int = 4,
-            steps: int = 300, min_lr: float = 1e-5, max_lr: float = 10.0, **settings: Any) -> LRFindResult:
+            steps: int = 300, min_lr: float = 1e-5, max_lr: float = 10.0, backoff: float | None = None,
+            **settings: Any) -> LRFindResult:
     """Smith's learning-rate range test for ``seeds`` seeds at once; a suggestion and its band.
 
     Args:
@@ -158,6 +163,8 @@ def lr_find(key: jax.Array, net: Any, data: tuple[Any, Any], options: Options | 
       seeds: members of the population, at least 1.
       steps: minibatch steps (the rate rises by ``(max_lr / min_lr) ** (1 / (steps - 1))`` a step).
       min_lr, max_lr: the range, ``0 < min_lr < max_lr``.
+      backoff: the factor below the loss's minimum; default the named optimizer's
+        ``range_backoff`` (10 for Adam's family, 3 for SGD's), :data:`BACKOFF` for a factory.
 
     Returns:
       An :class:`LRFindResult` (see the module docstring for the rule).
@@ -174,6 +181,9 @@ def lr_find(key: jax.Array, net: Any, data: tuple[Any, Any], options: Options | 
             raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
     if min_lr >= max_lr:
         raise ValueError(f"max_lr: expected more than min_lr={min_lr}, got {max_lr}")
+    if backoff is not None and (isinstance(backoff, bool) or not isinstance(backoff, (int, float))
+                                or not np.isfinite(backoff) or backoff < 1):
+        raise ValueError(f"backoff: expected a finite factor >= 1, got {backoff!r}")
     settings.setdefault("epochs", 1)
     settings["learning_rate"] = None
     options = Options.of(options, **settings)
@@ -192,13 +202,16 @@ def lr_find(key: jax.Array, net: Any, data: tuple[Any, Any], options: Options | 
                                   keys, ts), np.float64)
     rates = np.asarray(_exponential(float(min_lr), float(max_lr), steps)(np.arange(steps)), np.float64)
     smoothed = smooth(losses, beta=max(0.0, 1.0 - 20.0 / steps))
-    found = suggest(rates, smoothed)
+    if backoff is None:
+        backoff = optimizers.OPTIMIZERS[options.optimizer].range_backoff if isinstance(options.optimizer, str) \
+            else BACKOFF
+    found = suggest(rates, smoothed, float(backoff))
     if np.all(np.isnan(found)):
         raise ValueError("data: every seed's loss was non-finite from the first step; check the data and min_lr")
     logs = np.log(found[np.isfinite(found)])
     return LRFindResult(rates, losses, smoothed, found, float(np.exp(np.median(logs))),
                         (float(np.exp(logs.min())), float(np.exp(logs.max()))),
-                        f"rate at the smoothed loss's minimum / {BACKOFF:g}, median over seeds on the log scale")
+                        f"rate at the smoothed loss's minimum / {float(backoff):g}, median over seeds on the log scale")
 
 
 def auto_rate(key: jax.Array, net: Any, data: tuple[Any, Any], options: Options | None = None,

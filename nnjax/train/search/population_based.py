@@ -49,10 +49,10 @@ from nnjax._base import checks
 from nnjax.nn import losses
 from nnjax.train.fitting import FitResult, fit
 from nnjax.train.options import Options, takes_settings
-from nnjax.train.population import plan_population, run_traced
-from nnjax.train.sweeps import LogUniform, Uniform, random_search
+from nnjax.train.population import plan_population, run_traced, select
+from nnjax.train.sweeps import CONTINUOUS, Choice, LogUniform, Uniform, as_range, draw, random_search
 
-__all__ = ["EXPLORED", "LogUniform", "PBTResult", "SearchSpec", "Uniform", "exploit_explore", "pbt", "replay",
+__all__ = ["EXPLORED", "Choice", "LogUniform", "PBTResult", "SearchSpec", "Uniform", "exploit_explore", "pbt", "replay",
            "lineage_history", "replay_fit", "with_learning_rate"]
 
 #: The settings PBT explores (the traced numbers of a population, less the init scale).
@@ -91,6 +91,32 @@ class PBTResult(NamedTuple):
         """The slot with the best final score (NaN never wins)."""
         return _best(self.scores[-1], self.metric)
 
+    def member(self, slot: int | None = None) -> FitResult:
+        """Slot ``slot``'s trained model (default: the best) as one :class:`~nnjax.FitResult`:
+        its final parameters and training state, and its lineage's history (:func:`lineage_history`)."""
+        slot = self.best if slot is None else slot
+        history = lineage_history(self, slot)
+        return select(self.result, slot)._replace(history=history)
+
+    def leaderboard(self) -> list[dict]:
+        """One row per slot, best first: ``member`` (the slot), its settings in the last generation,
+        ``scores`` (its lineage's score at the end of every generation), ``epochs`` trained and
+        ``score`` (the last; NaN ranks last), as :func:`nnjax.successive_halving`'s rows."""
+        generations, size = self.parents.shape
+        maximise = losses.is_maximised(self.metric)
+        rows = []
+        for slot in range(size):
+            lineage = [step["slot"] for step in replay(self, slot)]
+            scores = [float(self.scores[g, s]) for g, s in enumerate(lineage)]
+            rows.append({"member": slot, **{n: float(v[-1, slot]) for n, v in self.settings.items()},
+                         "scores": scores, "epochs": generations * self.epochs_per_generation, "score": scores[-1]})
+
+        def order(row: dict) -> tuple:
+            bad = not np.isfinite(row["score"])
+            return bad, 0.0 if bad else (-row["score"] if maximise else row["score"]), row["member"]
+
+        return sorted(rows, key=order)
+
 
 def _best(scores: np.ndarray, metric: str) -> int:
     s = np.asarray(scores, np.float64)
@@ -128,40 +154,31 @@ def with_learning_rate(opt_state: Any, rate: Any) -> Any:
 
 
 def _check_space(space: Any, members: int, key: jax.Array) -> tuple[dict, dict]:
-    """(initial values ``{name: (P,)}``, what a resample draws from ``{name: distribution or values}``)."""
+    """(initial values ``{name: (P,)}``, the range a resample draws from ``{name: record}``)."""
     if not isinstance(space, dict) or not space:
         raise ValueError("space: expected a dict {setting: values or distribution}, e.g. "
                          f"{{'learning_rate': LogUniform(1e-3, 1e-1)}}, got {space!r}")
     for name in space:
         if name not in EXPLORED:
             raise ValueError(f"space: expected settings among {', '.join(EXPLORED)}, got {name!r}")
-    drawn = {name: v for name, v in space.items() if isinstance(v, (Uniform, LogUniform))}
+    sources = {name: as_range(name, v) for name, v in space.items()}
+    drawn = {name: r for name, r in sources.items() if isinstance(r, CONTINUOUS)}
     initial = random_search(members, key=key, **drawn) if drawn else {}
-    sources = dict(drawn)
-    for name, value in space.items():
+    for name, r in sources.items():
         if name in drawn:
             continue
-        values = np.atleast_1d(np.asarray(value, np.float64))
-        if values.ndim != 1 or values.size == 0:
-            raise ValueError(f"{name}: expected a distribution or a list of values, got shape {values.shape}")
-        checks.check(name, values, name)
-        if values.size == members:
-            initial[name] = values
+        if len(r.values) == members:  # one initial value per member
+            initial[name] = np.asarray(r.values, np.float64)
         else:  # a list of choices: drawn per member, as random_search draws them
-            initial[name] = random_search(members, key=jax.random.fold_in(key, len(initial) + 1),
-                                          **{name: values.tolist()})[name]
-        sources[name] = values
+            initial[name] = random_search(members, key=jax.random.fold_in(key, len(initial) + 1), **{name: r})[name]
+    for name, values in initial.items():
+        checks.check(name, values, name)
     return {k: np.asarray(v, np.float32) for k, v in initial.items()}, sources
 
 
 def _resample(key: jax.Array, source: Any, shape: tuple) -> jax.Array:
-    """Fresh values from a search-space entry, in the program."""
-    if isinstance(source, LogUniform):
-        return jnp.exp(jax.random.uniform(key, shape, minval=np.log(source.low), maxval=np.log(source.high)))
-    if isinstance(source, Uniform):
-        return jax.random.uniform(key, shape, minval=source.low, maxval=source.high)
-    values = jnp.asarray(source, jnp.float32)
-    return values[jax.random.randint(key, shape, 0, values.shape[0])]
+    """Fresh values from a search-space range, in the program (:func:`nnjax.sweeps.draw`)."""
+    return draw(key, as_range("space", source), shape, traced=True)
 
 
 class SearchSpec(NamedTuple):
@@ -173,7 +190,7 @@ class SearchSpec(NamedTuple):
     perturb: tuple[float, float]
     resample_probability: float
     metric: str
-    sources: tuple  # ((name, distribution or tuple of values), ...)
+    sources: tuple  # ((name, range record), ...)
 
 
 def exploit_explore(search: SearchSpec, key: jax.Array, members: dict, score: jax.Array, ts: Any) -> tuple:
@@ -211,11 +228,13 @@ def exploit_explore(search: SearchSpec, key: jax.Array, members: dict, score: ja
     return members, ts, parents
 
 
-def _program(search: SearchSpec, plan: Any, arrays, keys, members, ts, key):
+def _program(search: SearchSpec, plan: Any, arrays, keys, members, ts, key, progress=None):
     def generation(carry, g):
         members, ts = carry
         out = run_traced(plan, search.epochs, arrays, keys, members, ts)
         score = out.history[search.metric][:, -1]
+        if progress is not None:  # the host hears of each generation as it ends; nothing waits on it
+            jax.debug.callback(progress, g, score, ordered=True)
         new_members, new_ts, parents = exploit_explore(search, jax.random.fold_in(key, g), members, score,
                                                         out.train_state)
         return (new_members, new_ts), (members, score, parents, out.history, out.train_state)
@@ -225,6 +244,31 @@ def _program(search: SearchSpec, plan: Any, arrays, keys, members, ts, key):
     last = jax.tree.map(lambda a: a[-1], states)  # the state before the last exploit: what was trained
     history = jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1).reshape(a.shape[1], -1, *a.shape[3:]), history)
     return settings, scores, parents, history, last
+
+
+def _progress(on_generation: Any) -> Any:
+    """The callback the program calls per generation (None: none), with plain Python/NumPy values."""
+    if on_generation is None:
+        return None
+    if not callable(on_generation):
+        raise TypeError(f"on_generation: expected a callable (generation, scores) or None, got {on_generation!r}")
+    return _Progress(on_generation)
+
+
+class _Progress:
+    """``on_generation`` called with plain values; equal (one compiled program) for the same function."""
+
+    def __init__(self, on_generation: Any):
+        self.on_generation = on_generation
+
+    def __call__(self, generation: Any, scores: Any) -> None:
+        self.on_generation(int(generation), np.asarray(scores))
+
+    def __hash__(self) -> int:
+        return hash(self.on_generation)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, _Progress) and self.on_generation == other.on_generation
 
 
 class _Static:
@@ -241,25 +285,27 @@ class _Static:
         return isinstance(other, _Static) and self.spec == other.spec
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _compiled(search: SearchSpec, plan: _Static, arrays, keys, members, ts, key):
-    return _program(search, plan, arrays, keys, members, ts, key)
+@functools.partial(jax.jit, static_argnums=(0, 1, 7))
+def _compiled(search: SearchSpec, plan: _Static, arrays, keys, members, ts, key, progress=None):
+    return _program(search, plan, arrays, keys, members, ts, key, progress)
 
 
 @takes_settings
 def pbt(key: jax.Array, net: Any, data: tuple[Any, Any], space: dict, options: Options | None = None, *,
         members: int, generations: int, epochs_per_generation: int, quantile: float = 0.25,
         perturb: Sequence[float] = (0.8, 1.2), resample_probability: float = 0.25, metric: str | None = None,
-        **settings: Any) -> PBTResult:
+        on_generation: Any = None, **settings: Any) -> PBTResult:
     """Population-based training of ``members`` models for ``generations`` rounds, in one program.
 
     Args:
       key: the search key: member ``i`` trains with run key ``fold_in(key, i)``; the initial
         draws and every exploit/explore step come from other keys folded from it.
       net, data: as :func:`nnjax.fit`.
-      space: ``{setting: values}`` for settings of :data:`EXPLORED`: a :class:`LogUniform` or
-        :class:`Uniform` (drawn per member, and drawn from on resample), a list of choices, or
-        exactly ``members`` initial values (a resample then draws from these).
+      space: ``{setting: range}`` for settings of :data:`EXPLORED`, each a range of
+        :func:`nnjax.sweeps.as_range` (the records of every search): a :class:`LogUniform` or
+        :class:`Uniform` (drawn per member, and drawn from on resample), a :class:`Choice` or
+        list of choices, range text (``"1e-3:1e-1"``), or exactly ``members`` values (one initial
+        value per member; a resample then draws from these).
       options, **settings: the shared settings (:class:`~nnjax.Options`), ``epochs`` excepted
         (it is ``generations * epochs_per_generation``); early stopping is refused.
       members: the population size, at least 2.
@@ -271,6 +317,9 @@ def pbt(key: jax.Array, net: Any, data: tuple[Any, Any], space: dict, options: O
       resample_probability: the chance that a copied setting is drawn afresh instead.
       metric: the history key ranked at the end of each generation; default "val_loss" with
         validation data, else "loss" (accuracies and R^2 are maximised).
+      on_generation: a callable ``on_generation(generation, scores)`` called from the program
+        (``jax.debug.callback``) as each generation ends, with the members' ``metric`` as a NumPy
+        array (progress); it is part of the compiled program, so pass the same function to reuse it.
 
     Returns:
       A :class:`PBTResult`.
@@ -297,7 +346,7 @@ def pbt(key: jax.Array, net: Any, data: tuple[Any, Any], space: dict, options: O
     if options.early_stopping is not None:
         raise ValueError("early_stopping: expected None for pbt (exploit replaces poor members instead)")
     if "learning_rate" in space and (callable(options.learning_rate) or
-                                     (not isinstance(options.optimizer, str) and options.rate is None)):
+                                     (not isinstance(options.optimizer, str) and hasattr(options.optimizer, "update"))):
         raise ValueError("learning_rate: to explore it, expected optimizer as a name or a factory lr -> optax "
                          "transformation and no schedule, got a fixed optimizer or a schedule")
     init_key, search_key = jax.random.split(jax.random.key(0) if key is None else key)
@@ -312,14 +361,13 @@ def pbt(key: jax.Array, net: Any, data: tuple[Any, Any], space: dict, options: O
         names = sorted(n for n, s in shapes.items() if s.ndim == 2 and n not in ("epoch", "stopped", "skipped"))
         raise ValueError(f"metric: expected one of {', '.join(names)}, got {metric!r}")
     search = SearchSpec(generations, k, max(1, int(quantile * members)), perturb, float(resample_probability), metric,
-                     tuple((n, s if isinstance(s, (Uniform, LogUniform)) else tuple(np.asarray(s).tolist()))
-                           for n, s in sources.items()))
+                     tuple(sources.items()))
     # the explored settings (a penalty that starts at 0 everywhere is not in plan.members)
     members_in = {n: plan.members.get(n, jnp.asarray(initial[n])) for n in initial}
     fixed = {n: v for n, v in plan.members.items() if n not in initial}
     settings_out, scores, parents, history, last = _compiled(
         search, _Static(plan), plan.arrays, plan.keys, {**fixed, **members_in}, plan.ts,
-        jax.random.fold_in(search_key, members))
+        jax.random.fold_in(search_key, members), _progress(on_generation))
     result = FitResult(last.params, last.state, {k_: np.asarray(v) for k_, v in history.items()}, last, plan.keys)
     return PBTResult(result, {n: np.asarray(settings_out[n]) for n in initial}, np.asarray(parents),
                      np.asarray(scores), plan.keys, k, metric)
