@@ -301,6 +301,8 @@ def initial_state(tx: Any, params: Any) -> Any:
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError,
             jax.errors.UnexpectedTracerError):
         return tx.init(params)
+    if not jax.tree_util.tree_leaves(shapes):  # nothing to compute (plain SGD): no program either
+        return tx.init(params)
     consts = tuple((np.shape(c), str(np.asarray(c).dtype), hashlib.sha256(np.asarray(c).tobytes()).hexdigest())
                    for c in closed.consts)
     # the state's structure too: states without leaves (optax.EmptyState) leave no trace in the jaxpr
