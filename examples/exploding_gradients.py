@@ -44,10 +44,13 @@ def load(n: int | None, seed: int):
     return (x_train, y_train), (x_val, y_val)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
 def wide_normal_params(net: nnjax.MLP, stddev: float, *, key) -> list:
-    """Parameters with every weight matrix drawn from N(0, stddev^2) and zero biases."""
-    return [{"w": stddev * jax.random.normal(jax.random.fold_in(key, i), layer["w"].shape), "b": layer["b"]}
-            for i, layer in enumerate(nnjax.init(key, net))]
+    """Parameters with every weight matrix drawn from N(0, stddev^2) and zero biases (one compiled
+    program: op by op, every layer's draw would compile a program of its own). The barrier keeps
+    the scaling out of the draw's fused kernel, so the bits are those of the draw scaled op by op."""
+    draw = lambda i, shape: jax.lax.optimization_barrier(jax.random.normal(jax.random.fold_in(key, i), shape))
+    return [{"w": stddev * draw(i, layer["w"].shape), "b": layer["b"]} for i, layer in enumerate(nnjax.init(key, net))]
 
 
 @functools.lru_cache(maxsize=None)

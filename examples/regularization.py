@@ -50,10 +50,11 @@ def penalties(args) -> dict:
         return nnjax.fit(jax.random.key(args.seed), net, (x, y), loss="binary_cross_entropy", optimizer=optimizer,
                          epochs=100, batch_size=32, l1=l1, l2=l2, diagnostics=False)
 
-    results = jax.vmap(train)(l1, l2)
+    # jit(vmap(...)): the three runs and the stacking of their results are one program
+    results = jax.device_get(jax.jit(jax.vmap(train))(l1, l2))
     out = {}
     for i, name in enumerate(names):
-        params = jax.tree.map(lambda a: np.asarray(a[i]), results.params)
+        params = jax.tree.map(lambda a: a[i], results.params)
         weights = np.concatenate([layer["w"].ravel() for layer in params])
         rows = np.linalg.norm(params[0]["w"], axis=1)  # how much each input feature is used
         out[name] = {"weights": weights, "feature_norms": rows, "zero_fraction": float(np.mean(np.abs(weights) < SMALL)),
@@ -77,12 +78,14 @@ def dropout(args) -> dict:
                          epochs=120 if args.quick else 400, batch_size=20, dropout=rate,
                          validation=(x_val, y_val), diagnostics=False)
 
-    results = jax.vmap(train)(rates)
+    results = jax.device_get(jax.jit(jax.vmap(train))(rates))
+    # evaluation mode (no units dropped), one compiled program per split's shape
+    evaluate = jax.jit(nnjax.training.evaluate, static_argnums=(4, 5))
     out = {}
     for i, rate in enumerate(np.asarray(rates)):
         params = jax.tree.map(lambda a: a[i], results.params)
-        train_m = nnjax.training.evaluate(params, None, x_train, y_train, net, loss)  # evaluation mode
-        val_m = nnjax.training.evaluate(params, None, x_val, y_val, net, loss)
+        train_m = jax.device_get(evaluate(params, None, x_train, y_train, net, loss))
+        val_m = jax.device_get(evaluate(params, None, x_val, y_val, net, loss))
         out[float(rate)] = {
             "train_loss": float(train_m["loss"]), "val_loss": float(val_m["loss"]),
             "train_accuracy": float(train_m["accuracy"]), "val_accuracy": float(val_m["accuracy"]),

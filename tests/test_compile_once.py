@@ -233,3 +233,33 @@ def test_text_model_early_stops_and_resumes_bit_for_bit(rng):
     stopped = nnjax.fit(jax.random.key(0), bag, (ids, y), epochs=200,
                         early_stopping=nnjax.EarlyStopping(patience=2, min_delta=1e9), **common)
     assert int(stopped.epochs_run) == 3  # no gain ever counts: epochs 1, 2, 3 then stop
+
+
+def test_a_first_fit_compiles_the_start_and_the_training_program_only(rng):
+    """The key split, the draw, the model's start state and the optimizer's state are two small
+    programs, not one per operation and leaf shape (an eager chain compiled ~10 for Adam)."""
+    x, y = _problem(rng)
+    net = nnjax.MLP((5, 11, 3), output="softmax")  # a topology no other test compiles
+    key = jax.random.key(0)
+    since = len(_COMPILES)
+    nnjax.fit(key, net, (x, y), loss="softmax_cross_entropy", optimizer="adam",
+              learning_rate=0.0123, epochs=2, batch_size=8)
+    names = _COMPILES[since:]
+    assert _run_compiles(since) == 1 and len(names) <= 3, names
+
+
+def test_optimizer_start_state_is_shared_by_equal_optimizers_only():
+    from nnjax.train import optim
+
+    params = nnjax.init(jax.random.key(0), nnjax.MLP((3, 4, 2)))
+    cases = [optax.adam(1e-3), optax.adam(1e-3), optax.chain(optax.scale(2.0), optax.adam(1e-3)),
+             optim.build("momentum", 0.1), optim.build("momentum", 0.3), optax.sgd(0.1)]
+    wants = [tx.init(params) for tx in cases]  # op by op
+    since = len(_COMPILES)
+    gots = [optim.initial_state(tx, params) for tx in cases]
+    # one program per distinct computation: adam twice shares, the two momentum rates do not
+    assert len(_COMPILES) - since <= 5, _COMPILES[since:]
+    for got, want in zip(gots, wants):
+        assert jax.tree.structure(got) == jax.tree.structure(want)  # scale's empty state is kept apart
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_array_equal(a, b)  # the injected learning rates are each tx's own

@@ -111,6 +111,10 @@ class MLPModel:
     net: network.MLP
 
     name = "MLP"
+    #: ``init`` is one compiled program (:func:`nnjax.init`): drawn inside a larger program it gives
+    #: the same bits, so :func:`nnjax.fitting.start` may compile the start around it. An op-by-op
+    #: ``init`` (a :class:`Model` of your own, the text models) would be fused differently there.
+    init_is_compiled = True
 
     @property
     def n_inputs(self) -> int:

@@ -391,7 +391,18 @@ def apply_compiled(params: Params, x: jax.Array, net: MLP, *, state: State | Non
 
 
 def predict(params: Params, x: jax.Array, net: MLP, *, state: State | None = None) -> jax.Array:
-    """The output activation applied to :func:`apply` in evaluation mode (same shape)."""
+    """The output activation applied to :func:`apply` in evaluation mode (same shape).
+
+    One compiled program per network and input shape (op by op, each layer's operations and the
+    output activation compiled a small program of their own for every new input shape).
+    """
+    if not isinstance(x, (jax.Array, np.ndarray)):
+        x = np.asarray(x)
+    return _predict_compiled(params, x, net, state=state)
+
+
+@functools.partial(jax.jit, static_argnames="net")
+def _predict_compiled(params: Params, x: jax.Array, net: MLP, *, state: State | None = None) -> jax.Array:
     return activations.get(net.output)(apply(params, x, net, state=state))
 
 

@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from nnjax.train.fitting import FitResult, fit
 from nnjax.nn.network import MLP, apply, init_state
 from nnjax.sklearn import _config, _padding
+from nnjax.train import optim
 from nnjax.train.loop import TrainState, fresh_state
 from nnjax.train.options import Options, is_auto
 from nnjax.train.search import lr_range
@@ -110,7 +111,7 @@ def _population(keys: list, run: Run, resume: TrainState | None, incremental: bo
     def one(key):
         if resume is None:
             params = _padding.initial_params(key, run.net, run.train_net)
-            start = fresh_state(params, init_state(run.train_net), run.optimizer.init(params),
+            start = fresh_state(params, init_state(run.train_net), optim.initial_state(run.optimizer, params),
                                 maximise=stopping is not None and stopping.mode == "max")
         else:  # NumPy leaves (as stored) to device arrays, so jit sees the same signature as a fresh start
             start = jax.tree.map(jnp.asarray, resume)

@@ -32,6 +32,7 @@ row) would see the merged rows differently, so those problems are only padded.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -127,7 +128,8 @@ def pad_inputs(x: np.ndarray, train_net: MLP) -> np.ndarray:
 def pad_params(params: list, train_net: MLP) -> list:
     """First-layer weights padded with zero rows up to ``train_net``'s input width."""
     first = dict(params[0])
-    first["w"] = jnp.pad(jnp.asarray(first["w"]), [(0, train_net.sizes[0] - first["w"].shape[0]), (0, 0)])
+    xp = np if isinstance(first["w"], np.ndarray) else jnp  # NumPy stays NumPy: no program compiled to pad it
+    first["w"] = xp.pad(first["w"], [(0, train_net.sizes[0] - first["w"].shape[0]), (0, 0)])
     return [first, *params[1:]]
 
 
@@ -138,10 +140,12 @@ def unpad_params(params: list, width: int) -> list:
     return [first, *params[1:]]
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def initial_params(key: jax.Array, net: MLP, train_net: MLP) -> list:
     """``nnjax.init`` for the true ``net`` with the run key's init key (as ``nnjax.fit`` does), then padded.
 
-    Eager on purpose: its small per-shape kernels are cached across networks, which
-    costs less than compiling one whole init program per input width.
+    One compiled program per pair of topologies: ``nnjax.init`` is one already, and op by op the
+    key split and the padding compiled programs of their own. The barrier keeps the padding out
+    of the draw's fused kernels, so the bits are ``nnjax.init``'s.
     """
-    return pad_params(init(split_run_key(key)[0], net), train_net)
+    return pad_params(jax.lax.optimization_barrier(init(split_run_key(key)[0], net)), train_net)

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from nnjax.train import branching, diagnostics, optim
@@ -322,25 +323,29 @@ def fresh_state(params: Params, state: State, opt_state: Any, *, maximise: bool 
     """A :class:`TrainState` at epoch 0 with no best epoch yet (pure; ``jax.vmap`` maps it).
 
     ``maximise``: whether the early-stopping monitor is maximised (the best starts at -inf).
+    The counters are NumPy scalars (constants under a transformation): made by ``jnp``, each
+    would compile a small program of its own in a fresh process.
     """
     return TrainState(
         params=params,
         state=state,
         opt_state=opt_state,
-        epoch=jnp.zeros((), jnp.int32),
+        epoch=np.zeros((), np.int32),
         best_params=params,
         best_state=state,
-        best_value=jnp.array(-jnp.inf if maximise else jnp.inf, jnp.float32),
-        best_epoch=jnp.full((), -1, jnp.int32),
-        bad_epochs=jnp.zeros((), jnp.int32),
-        stopped=jnp.array(False),
+        best_value=np.array(-np.inf if maximise else np.inf, np.float32),
+        best_epoch=np.full((), -1, np.int32),
+        bad_epochs=np.zeros((), np.int32),
+        stopped=np.array(False),
     )
 
 
-def init_train_state(cfg: FitConfig, params: Params, state: State) -> TrainState:
-    """A fresh training state for ``cfg`` from initial parameters and batch-norm statistics."""
+def init_train_state(cfg: FitConfig, params: Params, state: State, opt_state: Any = None) -> TrainState:
+    """A fresh training state for ``cfg`` from initial parameters and batch-norm statistics
+    (and the optimizer's state, default ``cfg.optimizer.init(params)``)."""
     maximise = cfg.early_stopping is not None and cfg.monitor(False)[1]
-    return fresh_state(params, state, cfg.optimizer.init(params), maximise=maximise)
+    return fresh_state(params, state, cfg.optimizer.init(params) if opt_state is None else opt_state,
+                       maximise=maximise)
 
 
 def _missing(s: jax.ShapeDtypeStruct) -> jax.Array:
