@@ -250,12 +250,18 @@ def _by_value(tx: Any, shapes: Any) -> Any:
         state = jax.eval_shape(tx.init, shapes)
         value = jax.ShapeDtypeStruct((), jnp.float32)  # the loss, as the training step passes it
         closed = jax.make_jaxpr(lambda g, s, p, v: update(tx, g, s, p, value=v))(shapes, state, shapes, value)
-        consts = tuple((np.shape(c), str(np.asarray(c).dtype), hashlib.sha256(np.asarray(c).tobytes()).hexdigest())
-                       for c in closed.consts)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError,
             jax.errors.UnexpectedTracerError):
         return tx
-    return ByValue(tx, (str(closed.jaxpr), consts, str(jax.tree.structure(state))))
+    return ByValue(tx, (*_computation(closed), str(jax.tree.structure(state))))
+
+
+def _computation(closed: Any) -> tuple[str, tuple]:
+    """What a closed jaxpr computes, as a hashable key: its text and the bytes of its constants
+    (the numbers an optimizer closes over are constants, not part of the text)."""
+    consts = tuple((np.shape(c), str(np.asarray(c).dtype), hashlib.sha256(np.asarray(c).tobytes()).hexdigest())
+                   for c in closed.consts)
+    return str(closed.jaxpr), consts
 
 
 def update(tx: Any, grads: Any, state: Any, params: Any, *, value: Any) -> tuple[Any, Any]:
@@ -303,10 +309,8 @@ def initial_state(tx: Any, params: Any) -> Any:
         return tx.init(params)
     if not jax.tree_util.tree_leaves(shapes):  # nothing to compute (plain SGD): no program either
         return tx.init(params)
-    consts = tuple((np.shape(c), str(np.asarray(c).dtype), hashlib.sha256(np.asarray(c).tobytes()).hexdigest())
-                   for c in closed.consts)
     # the state's structure too: states without leaves (optax.EmptyState) leave no trace in the jaxpr
-    key = (str(closed.jaxpr), consts, str(jax.tree.structure(params)), str(jax.tree.structure(shapes)))
+    key = (*_computation(closed), str(jax.tree.structure(params)), str(jax.tree.structure(shapes)))
     program = _INIT_PROGRAMS.get(key)
     if program is None:
         program = _INIT_PROGRAMS[key] = jax.jit(tx.init)  # holds tx: equal keys compute alike
