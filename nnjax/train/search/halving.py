@@ -22,7 +22,6 @@ import numpy as np
 
 from nnjax.nn.losses import is_maximised
 from nnjax.train.options import Options
-from nnjax.train.fitting import FitResult
 from nnjax.train.population import fit_population, member_scores, plan_population, select
 from nnjax.train.search.space import sample
 
@@ -70,10 +69,9 @@ def rungs(min_epochs: int, max_epochs: int, eta: int) -> list[int]:
 def _compile_rung(net: Any, data: Any, options: Options, keys: Any, settings: dict, epochs: int) -> None:
     """Compiles the program that continues ``len(keys)`` members for ``epochs`` epochs, without
     training: a stand-in population of the same size and settings (their values do not matter,
-    only which penalties are on) started untrained."""
-    start = plan_population(keys, net, data, options, **settings)
-    stand_in = FitResult(None, None, {}, start.ts, start.keys)
-    plan_population(None, net, data, options, resume=stand_in, **settings).compile(start.ts, epochs)
+    only which penalties are on), continued from its untrained state (a resumed run's program)."""
+    stand_in = plan_population(keys, net, data, options, **settings)
+    stand_in.compile(stand_in.ts, epochs)
 
 
 def _compile_ahead(net: Any, data: Any, options: Options, keys: Any, per: dict, sizes: list[int],
