@@ -250,10 +250,11 @@ def _by_value(tx: Any, shapes: Any) -> Any:
         state = jax.eval_shape(tx.init, shapes)
         value = jax.ShapeDtypeStruct((), jnp.float32)  # the loss, as the training step passes it
         closed = jax.make_jaxpr(lambda g, s, p, v: update(tx, g, s, p, value=v))(shapes, state, shapes, value)
+        computation = _computation(closed)  # a traced number closed over (a vmapped rate) is a tracer const
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError,
             jax.errors.UnexpectedTracerError):
         return tx
-    return ByValue(tx, (*_computation(closed), str(jax.tree.structure(state))))
+    return ByValue(tx, (*computation, str(jax.tree.structure(state))))
 
 
 def _computation(closed: Any) -> tuple[str, tuple]:
