@@ -123,11 +123,15 @@ def test_xor_defeats_the_perceptron_but_not_a_hidden_layer(key):
         assert not bool(result.converged)
         correct = np.sum(np.asarray(perceptron.predict(result.params, corners)) == signed)
         assert correct <= 3, variant  # no line gets all four XOR corners right
-    net = nnjax.MLP((2, 4, 1), activation="tanh", output="sigmoid")
-    mlp = nnjax.fit(key, net, (corners, (signed + 1) // 2), loss="binary_cross_entropy",
-                    optimizer=optax.adam(0.1), epochs=200, batch_size=4, diagnostics=False)
-    predicted = np.where(np.asarray(nnjax.predict(mlp.params, corners, net))[:, 0] > 0.5, 1, -1)
-    np.testing.assert_array_equal(predicted, signed)
+    # A hidden layer can: XOR's loss has local minima that catch a small net from some starts, so
+    # eight random starts train as one population and nearly all of them must solve it.
+    net = nnjax.MLP((2, 8, 1), activation="tanh", output="sigmoid")
+    starts = jax.random.split(key, 8)
+    mlp = nnjax.fit_population(starts, net, (corners, (signed + 1) // 2), loss="binary_cross_entropy",
+                               optimizer=optax.adam(0.1), epochs=200, batch_size=4, diagnostics=False)
+    solved = np.array([np.all(np.where(np.asarray(nnjax.predict(jax.tree.map(lambda a: a[i], mlp.params), corners,
+                                                               net))[:, 0] > 0.5, 1, -1) == signed) for i in range(8)])
+    assert solved.sum() >= 6, solved  # one start in 8 stuck is common; three would be a broken trainer
 
 
 def test_pocket_keeps_the_best_weights_seen(key, rng):
