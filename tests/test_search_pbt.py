@@ -216,6 +216,27 @@ def test_smoothing_cuts_at_divergence():
     np.testing.assert_allclose(lr_range.suggest(np.geomspace(1e-3, 1.0, 7), out), [np.geomspace(1e-3, 1.0, 7)[3] / 10])
 
 
+def test_edges_of_the_range_are_told_apart():
+    rates = np.geomspace(1e-3, 1.0, 20)
+    falling = np.linspace(2.0, 0.1, 20)                       # still falling at max_lr, never diverged
+    rising = np.concatenate([np.linspace(0.5, 1.9, 19), [np.nan]])   # lowest at the first step
+    middle = np.concatenate([np.linspace(1.0, 0.2, 10), np.linspace(0.3, 0.7, 9), [np.nan]])
+    high, low = lr_range.degenerate(np.stack([falling, rising, middle]))
+    assert high.tolist() == [True, False, False] and low.tolist() == [False, True, False]
+    assert lr_range.suggest(rates, falling[None], 1.0)[0] == rates[-1]  # what the warning is about
+
+
+def test_a_range_that_never_diverges_warns_to_raise_max_lr(seed):
+    x, y = _regression(seed)
+    with pytest.warns(UserWarning, match=r"still fell at max_lr=0.05 .*raise max_lr") as caught:
+        found = search.lr_find(jax.random.key(seed), nnjax.MLP((4, 1)), (x, y), loss="mse", optimizer="sgd",
+                               batch_size=64, steps=40, min_lr=1e-3, max_lr=0.05)
+    # far below the divergence edge (lr = 1): the loss falls to the last step, so the minimum is the range's end
+    assert found.suggestion == pytest.approx(0.05 / 3, rel=0.25)  # the edge of the range over the back-off
+    assert all("\n" not in str(w.message) for w in caught)
+
+
+@pytest.mark.filterwarnings("ignore:lr_find. the loss of")  # separable blobs: no divergence (tested above)
 def test_fit_learning_rate_auto_says_what_it_chose(caplog):
     with caplog.at_level(logging.WARNING, logger="nnjax"):
         out = nnjax.fit(jax.random.key(0), NET, (BLOBS.x, BLOBS.y), epochs=2, learning_rate="auto", **SHARED)
@@ -309,6 +330,7 @@ def _rates(opt_state):
         opt_state, is_leaf=lambda n: hasattr(n, "hyperparams")) if hasattr(node, "hyperparams")]
 
 
+@pytest.mark.filterwarnings("ignore:lr_find. the loss of")  # separable blobs: no divergence (tested above)
 def test_learning_rate_auto_in_options_and_in_a_population(caplog):
     options = nnjax.Options(epochs=1, learning_rate="auto", **SHARED)
     with caplog.at_level(logging.WARNING, logger="nnjax"):
@@ -332,6 +354,7 @@ def test_learning_rate_auto_in_options_and_in_a_population(caplog):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore:lr_find. the loss of")  # separable blobs: no divergence (tested above)
 def test_sklearn_learning_rate_init_auto_trains_at_the_range_tests_choice(caplog):
     from nnjax.sklearn import MLPClassifier
     with caplog.at_level(logging.WARNING, logger="nnjax"):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -47,13 +48,16 @@ from nnjax.train.fitting import configure, prepare, start
 from nnjax.train.loop import batch_key, epoch_permutation, train_step
 from nnjax.train.options import Options, takes_settings
 
-__all__ = ["BACKOFF", "DIVERGED", "LRFindResult", "auto_rate", "lr_find", "smooth", "suggest"]
+__all__ = ["BACKOFF", "DIVERGED", "EDGE", "LRFindResult", "auto_rate", "degenerate", "lr_find", "smooth", "suggest"]
 
 #: A seed's suggestion is the rate at its smoothed loss's minimum divided by this, when the
 #: optimizer is no name of the table (a factory) and ``backoff`` is not given.
 BACKOFF = 10.0
 #: A run counts as diverged once its smoothed loss exceeds this multiple of its minimum so far.
 DIVERGED = 4.0
+#: A seed's minimum within this fraction of the steps from either end of the range says the range
+#: was too narrow: the loss still fell at ``max_lr``, or rose from ``min_lr`` on.
+EDGE = 0.05
 
 log = logging.getLogger("nnjax")
 
@@ -115,6 +119,30 @@ def suggest(rates: np.ndarray, smoothed: np.ndarray, backoff: float = BACKOFF) -
         if np.isfinite(row).any():
             found[i] = rates[int(np.nanargmin(row))] / backoff
     return found
+
+
+def degenerate(smoothed: np.ndarray, edge: float = EDGE) -> tuple[np.ndarray, np.ndarray]:
+    """Which seeds' minima say nothing: ``(still_falling, rising_from_start)``, boolean per row.
+
+    ``still_falling``: the row never diverged and its minimum lies in the last ``edge`` of the
+    steps (the loss was still falling at ``max_lr``). ``rising_from_start``: its minimum lies in
+    the first ``edge`` of the steps (``min_lr`` was already too high, or nothing was learnt).
+
+    Example:
+      >>> degenerate(np.array([[3.0, 2.0, 1.0, 0.5], [0.5, 1.0, 2.0, np.nan]]), edge=0.25)
+      (array([ True, False]), array([False,  True]))
+    """
+    smoothed = np.atleast_2d(smoothed)
+    steps = smoothed.shape[-1]
+    margin = max(1, int(np.ceil(edge * steps)))
+    high, low = np.zeros(len(smoothed), bool), np.zeros(len(smoothed), bool)
+    for i, row in enumerate(smoothed):
+        if not np.isfinite(row).any():
+            continue
+        at = int(np.nanargmin(row))
+        high[i] = bool(np.isfinite(row[-1])) and at >= steps - margin
+        low[i] = at < margin
+    return high, low
 
 
 def _range_program(cfg, steps: int, data, reg, keys, ts):
@@ -208,6 +236,15 @@ def lr_find(key: jax.Array, net: Any, data: tuple[Any, Any], options: Options | 
     found = suggest(rates, smoothed, float(backoff))
     if np.all(np.isnan(found)):
         raise ValueError("data: every seed's loss was non-finite from the first step; check the data and min_lr")
+    high, low = degenerate(smoothed)
+    if high.any():
+        warnings.warn(f"lr_find: the loss of {int(high.sum())} of {seeds} seeds still fell at max_lr={max_lr:g} "
+                      f"(no divergence): the suggestion is only max_lr / {float(backoff):g}; raise max_lr",
+                      UserWarning, stacklevel=2)
+    if low.any():
+        warnings.warn(f"lr_find: the loss of {int(low.sum())} of {seeds} seeds was lowest at the start of the range "
+                      f"(min_lr={min_lr:g}): lower min_lr, or check that the model learns at all",
+                      UserWarning, stacklevel=2)
     logs = np.log(found[np.isfinite(found)])
     return LRFindResult(rates, losses, smoothed, found, float(np.exp(np.median(logs))),
                         (float(np.exp(logs.min())), float(np.exp(logs.max()))),
