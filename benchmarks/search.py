@@ -6,22 +6,29 @@ nnjax.fit over the same grid; scikit-learn GridSearchCV and HalvingGridSearchCV 
 (the same grid without dropout, which it lacks); Optuna TPE + median pruner driving nnjax.fit one
 trial at a time (skipped with the reason when optuna is not installed: pip install 'nnjax[bench]').
 Reported: best validation accuracy, wall time, and the time at which a row first reached the target
-validation accuracy. ``--quick`` shrinks data and epochs to run in seconds.
+validation accuracy, and how many programs the halving search compiled (its training programs:
+:func:`nnjax.search.programs`). ``--quick`` shrinks data and epochs to run in seconds; ``--halving-only``
+runs the halving row alone; ``--members-per-program`` sets halving's (``none``: one program per rung).
 
-Run: ``python benchmarks/search.py [--quick]``.
+Run: ``python benchmarks/search.py [--quick] [--halving-only] [--members-per-program auto|none|M]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import pathlib
+import sys
 import time
 import warnings
 
-import jax
-import numpy as np
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-import nnjax
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import nnjax  # noqa: E402
+from benchmarks import compiles  # noqa: E402
 
 LR, L2, DROPOUT = (1e-3, 1e-2, 1e-1), (0.0, 1e-4, 1e-3), (0.0, 0.2, 0.4)
 
@@ -40,7 +47,12 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--target", type=float, default=None, help="validation accuracy to time (default: 0.5 pt below "
                    "the sequential grid's best)")
+    p.add_argument("--halving-only", action="store_true", help="only the halving row (compile counts, timing)")
+    p.add_argument("--members-per-program", default="auto", help="halving's members_per_program: auto, none "
+                   "(one program per rung) or a number")
     args = p.parse_args(argv)
+    choice = args.members_per_program.lower()
+    per_program = {"auto": "auto", "none": None}[choice] if choice in ("auto", "none") else int(choice)
     epochs = 3 if args.quick else 27
     train, val = _data(args.quick)
     net = nnjax.MLP((64, 32 if args.quick else 64, 10), output="softmax")
@@ -50,10 +62,20 @@ def main(argv=None) -> None:
     rows = {}
 
     t0 = time.perf_counter()
-    out = nnjax.successive_halving(jax.random.key(0), net, train, {"learning_rate": LR, "l2": L2, "dropout": DROPOUT},
-                                   members=27, min_epochs=1, max_epochs=epochs, metric="val_accuracy", method="grid",
-                                   **common)
+    with compiles.counting() as count:
+        out = nnjax.successive_halving(jax.random.key(0), net, train, {"learning_rate": LR, "l2": L2,
+                                                                       "dropout": DROPOUT},
+                                       members=27, min_epochs=1, max_epochs=epochs, metric="val_accuracy",
+                                       method="grid", members_per_program=per_program, **common)
     rows["nnjax successive_halving (27 members)"] = (out.leaderboard[0]["score"], time.perf_counter() - t0, [])
+    ends = nnjax.search.rungs(1, epochs, 3)
+    shapes = nnjax.search.programs([27, 9, 3, 1][:len(ends)], ends, per_program)
+    print(f"halving (members_per_program={args.members_per_program}): {count.compiles} programs compiled "
+          f"({count.cache_hits} from the persistent cache) in {count.compile_s:.1f} s, traced in {count.trace_s:.1f} s;"
+          f" training programs (members, epochs): {shapes}")
+    if args.halving_only:
+        print(f"halving: best val acc {out.leaderboard[0]['score']:.4f} in {rows[next(iter(rows))][1]:.1f} s")
+        return
 
     t0, trace, best = time.perf_counter(), [], -1.0
     for lr, l2, dr in grid:

@@ -1,7 +1,8 @@
 """Successive halving on digits: many settings start, the best third survives each rung.
 
-Every member trains in one compiled population; between rungs the survivors are compacted into a
-smaller population that continues from their exact state, so members that stop cost nothing more.
+Every member trains in a compiled population; between rungs only the survivors go on, from their
+exact state, so members that stop cost nothing more. On a CPU the whole search is one training
+program (`members_per_program`, see docs/search.md).
 """
 
 from __future__ import annotations

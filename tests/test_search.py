@@ -53,9 +53,22 @@ def test_grid_sample_spans_the_range():
 
 
 def test_same_key_same_leaderboard(blobs):
-    a, b = _search(blobs), _search(blobs, compile_ahead=False)  # compiling later rungs ahead changes nothing
+    a, b = _search(blobs), _search(blobs)
     assert a.leaderboard == b.leaderboard
     assert [r["epochs"] for r in a.leaderboard].count(9) == 1 and len(a.leaderboard) == 9
+
+
+def test_members_per_program_changes_the_programs_not_the_search(blobs, seed):
+    # one member per program (no padding), two (the last slice of every rung padded with a copy),
+    # and one whole rung per program: the same survivors, scores equal to float rounding
+    outs = [_search(blobs, key=seed, members_per_program=m) for m in (1, 2, None)]
+    members = [[r["member"] for r in out.leaderboard] for out in outs]
+    assert members[0] == members[1] == members[2]
+    for out in outs[1:]:
+        for r, q in zip(outs[0].leaderboard, out.leaderboard):
+            np.testing.assert_allclose(q["scores"], r["scores"], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="^members_per_program: expected a positive integer"):
+        _search(blobs, members_per_program=0)
 
 
 def test_compacted_survivor_matches_an_uncompacted_run(blobs):
@@ -67,55 +80,47 @@ def test_compacted_survivor_matches_an_uncompacted_run(blobs):
     np.testing.assert_allclose(out.best.history["val_loss"], ref.history["val_loss"], rtol=1e-4, atol=1e-6)
     for a, b in zip(jax.tree.leaves(out.best.params), jax.tree.leaves(ref.params)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(jax.random.key_data(out.best.key), jax.random.key_data(ref.key))
 
 
-def test_later_rungs_are_compiled_ahead_and_then_run_without_compiling(blobs, caplog):
+def test_a_search_compiles_one_training_program(blobs, caplog):
     from nnjax.train.search import halving
 
-    net, space = nnjax.MLP((2, 8, 1), output="sigmoid"), {"learning_rate": "1e-3:1", "l2": "1e-4,1e-3"}
-    options = nnjax.Options.of(None, epochs=1, validation=blobs, **SETTINGS)
+    # rungs of 9, 3 and 1 members for 1, 2 and 6 epochs: one program of 2 members for 1 epoch
+    assert halving.programs([9, 3, 1], [1, 3, 9], 2) == [(2, 1)]
+    net, space = nnjax.MLP((2, 5, 1), output="sigmoid"), {"learning_rate": "1e-3:1", "l2": "0,1e-3"}
     jax.clear_caches()
-    per = {"learning_rate": np.full(9, 0.1, np.float32), "l2": np.full(9, 1e-3, np.float32)}  # values do not matter
-    futures = halving._compile_ahead(net, blobs, options, jax.random.split(jax.random.key(0), 9), per,
-                                     [9, 3, 1], [1, 3, 9], 0)
-    assert sorted(futures) == [1, 2]  # rungs after the first: 3 members for 2 epochs, 1 member for 6
-    for f in futures.values():
-        assert f.result() is None
     with jax.log_compiles(True), caplog.at_level("WARNING"):
         out = successive_halving(jax.random.key(0), net, blobs, space, members=9, min_epochs=1, max_epochs=9,
-                                 metric="val_loss", validation=blobs, compile_ahead=False, **SETTINGS)
+                                 metric="val_loss", validation=blobs, members_per_program=2, **SETTINGS)
     compiled = [r.getMessage() for r in caplog.records if "_fit_members_traced" in r.getMessage()
                 and "compil" in r.getMessage().lower() and "Finished" in r.getMessage()]
-    assert len(out.leaderboard) == 9
-    assert len(compiled) == 1, compiled  # the first rung's program only
+    assert len(out.leaderboard) == 9 and sorted(r["epochs"] for r in out.leaderboard) == [1] * 6 + [3, 3, 9]
+    assert len(compiled) == 1, compiled
 
 
-def test_resume_after_a_rung_is_bit_for_bit(blobs, tmp_path, monkeypatch):
-    from nnjax.train.search import halving
+def test_resume_after_a_rung_is_bit_for_bit(blobs, tmp_path):
     whole = _search(blobs)
-    real, calls = halving.fit_population, []
 
-    def stop_after_first_rung(*args, **kwargs):
-        if calls:
+    def interrupt_after_first_rung(rung, *_):
+        if rung == 1:  # the first rung is saved; the second is lost
             raise KeyboardInterrupt
-        calls.append(1)
-        return real(*args, **kwargs)
 
-    run = lambda: successive_halving(jax.random.key(0), nnjax.MLP((2, 8, 1), output="sigmoid"), blobs,
-                                     {"learning_rate": "1e-3:1", "l2": "0,1e-3"}, members=9, min_epochs=1,
-                                     max_epochs=9, metric="val_loss", validation=blobs, directory=tmp_path, **SETTINGS)
-    monkeypatch.setattr(halving, "fit_population", stop_after_first_rung)
+    run = lambda **kw: _search(blobs, directory=tmp_path, **kw)
     with pytest.raises(KeyboardInterrupt):
-        run()
-    monkeypatch.setattr(halving, "fit_population", real)
+        run(on_rung=interrupt_after_first_rung)
     resumed = run()
     assert resumed.leaderboard == whole.leaderboard
-    for a, b in zip(jax.tree.leaves(resumed.best.params), jax.tree.leaves(whole.best.params)):
+    strip = lambda r: jax.tree.leaves(r._replace(key=None))  # typed keys compared apart
+    for a, b in zip(strip(resumed.best), strip(whole.best)):
         np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(jax.random.key_data(resumed.best.key), jax.random.key_data(whole.best.key))
     with pytest.raises(ValueError, match="^directory: expected"):
         successive_halving(jax.random.key(0), nnjax.MLP((2, 8, 1), output="sigmoid"), blobs,
                            {"learning_rate": "1e-3:1"}, members=9, min_epochs=1, max_epochs=9,
                            validation=blobs, directory=tmp_path, **SETTINGS)
+    with pytest.raises(ValueError, match="^directory: expected"):
+        run(members_per_program=3)  # another slicing is another rounding: not this search
 
 
 def _cli(argv):

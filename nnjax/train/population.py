@@ -241,16 +241,6 @@ class PopulationPlan:
             members = parallel_lib.pad_population(members, self.size, spec.mesh.shape["population"])
         return spec, members
 
-    def compile(self, ts: TrainState | None, epochs: int | None = None) -> None:
-        """Compiles :meth:`run`'s program for ``ts`` and ``epochs`` without running it.
-
-        Ahead of time: a later :meth:`run` of the same shapes and settings (of any values) starts
-        at once. Searches compile the programs of their next population sizes this way while the
-        current one trains (:func:`nnjax.successive_halving`).
-        """
-        spec, members = self._call(ts, epochs)
-        _fit_members.lower(spec, self.arrays, *members).compile()
-
     def run(self, ts: TrainState | None, epochs: int | None = None, *, slots: int | None = None,
             trim: bool = True) -> FitResult:
         """Trains ``epochs`` epochs (default ``options.epochs``) from ``ts``; one compiled program a length.
