@@ -2,6 +2,7 @@
 
 import importlib.util
 import pathlib
+import re
 import sys
 
 import jax
@@ -390,6 +391,48 @@ def test_diagnose_takes_a_fit_result(vanishing_runs):
     for name, value in from_history.evidence.items():
         np.testing.assert_allclose(from_result.evidence[name], value, rtol=1e-6, err_msg=name)
 
+
+
+
+# The examples' scripts on the runs above: their ``main(["--quick"])`` trains the same programs, which
+# this process has compiled for the fixtures (programs are compared by what they compute), so each costs
+# its plot and a second of training instead of the compiles (~20 and ~15 s on 2 cores).
+
+
+def check_png(path: pathlib.Path) -> None:
+    assert path.is_file(), f"expected a plot at {path}"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 10_000  # a drawn figure, not an empty canvas
+
+
+def test_vanishing_gradients_example_prints_what_it_measured(vanishing_runs, tmp_path, capsys):
+    capsys.readouterr()
+    verdicts = load_example("vanishing_gradients").main(["--quick", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    check_png(tmp_path / "vanishing_gradients.png")
+    assert verdicts == {name: run.diagnosis.verdict for name, run in vanishing_runs.items()}
+    assert verdicts["sigmoid + normal init"] == "vanishing"
+    assert f"verdict[sigmoid + normal init]: {verdicts['sigmoid + normal init']}" in out
+    healthy = sum(v == "healthy" for name, v in verdicts.items() if name != "sigmoid + normal init")
+    assert "Conclusions:" in out and f"* {healthy} of 3 remedies give a healthy diagnosis" in out
+    assert "remedies to try:" in out  # the baseline's report is printed in full
+    # the conclusion quotes the measured ratio of the first layer's gradient to the output layer's
+    ratio = float(re.search(r"layer 1 gets ([0-9.e+-]+) of the output", out).group(1))
+    assert 0 < ratio < 1e-3
+
+
+def test_exploding_gradients_example_prints_what_it_measured(exploding_runs, tmp_path, capsys):
+    capsys.readouterr()
+    verdicts = load_example("exploding_gradients").main(["--quick", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    check_png(tmp_path / "exploding_gradients.png")
+    assert verdicts == {name: run.diagnosis.verdict for name, run in exploding_runs.items()}
+    assert verdicts["sgd lr 0.3"] == "exploding"
+    skipped = int(re.search(r"sgd lr 0.3 is exploding: (\d+) of (\d+) steps skipped", out).group(1))
+    assert skipped > 0
+    assert "parameters still finite" in out
+    fixed = sum(v == "healthy" for name, v in verdicts.items() if name != "sgd lr 0.3")
+    assert "Conclusions:" in out and f"* {fixed} of 3 fixes give a healthy diagnosis" in out
 
 
 SATURATED_SEEDS = (0, 1, 2)

@@ -134,8 +134,11 @@ def test_two_processes_equal_one_process(tmp_path, run_processes):
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     env["JAX_PLATFORMS"] = "cpu"
+    # Two CPU devices per process, set here rather than with the example's --fake-devices (which would replace
+    # XLA_FLAGS): the suite's cheaper compilation (optimisation level 0, as in tests/conftest.py) applies too.
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0"
     port = _free_port()
-    logs = run_processes([[sys.executable, str(ROOT / "examples" / "data_parallel.py"), "--quick", "--fake-devices", "2",
+    logs = run_processes([[sys.executable, str(ROOT / "examples" / "data_parallel.py"), "--quick",
                            "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i),
                            "--out", str(tmp_path), "--save", str(tmp_path / "out.npz")] for i in range(2)], env)
     out = np.load(tmp_path / "out.npz")
