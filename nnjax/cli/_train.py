@@ -38,7 +38,7 @@ from nnjax.cli._setup import Setup, make_setup
 from nnjax.cli._errors import UsageError
 from nnjax.cli._parser import RUN_CONTROL
 
-__all__ = ["plan_run", "run_training", "save_run", "train", "write_outputs"]
+__all__ = ["import_ahead", "plan_run", "run_training", "save_run", "train", "write_outputs"]
 
 
 def plan_run(setup: Setup) -> Any:
@@ -50,6 +50,45 @@ def plan_run(setup: Setup) -> Any:
     from nnjax.train import population
 
     return population.plan_population(jax.random.split(key, setup.args.seeds), setup.net, setup.data, setup.options)
+
+
+def _outputs_modules(args: argparse.Namespace) -> list[str]:
+    """The modules a run's outputs need that the set-up has not imported: orbax (the first
+    checkpoint), scikit-learn's metrics (:mod:`nnjax.report.metrics`) and, with plots,
+    matplotlib's figure and Agg canvas (the ones :mod:`nnjax.report.plots` uses)."""
+    names = ["orbax.checkpoint", "nnjax.report.metrics"]
+    if not args.no_plots:
+        names += ["matplotlib.figure", "matplotlib.backends.backend_agg"]
+    return [name for name in names if name not in sys.modules]
+
+
+def import_ahead(names: list[str]) -> threading.Thread | None:
+    """Imports ``names`` in a background thread and returns it (None when there is nothing to import).
+
+    A run's outputs need about a second of imports (scikit-learn and SciPy for the metrics,
+    matplotlib for the plots, orbax for the checkpoints). Imported where they are first used, they
+    wait in line after training; imported here, they run while the main thread waits for XLA,
+    which compiles and trains without holding the GIL, so on a second core they come for little.
+    The main thread needs nothing from this thread: an import it reaches first waits for the
+    module's lock (Python's import system serialises each module), and a module that fails to
+    import here (matplotlib not installed) fails again where it is used, with that place's message.
+    Not a daemon: interpreter exit waits for an import under way instead of cutting it off.
+    """
+    if not names:
+        return None
+
+    def load() -> None:
+        import importlib
+
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - reported where the module is used, not here
+                pass
+
+    thread = threading.Thread(target=load, name="nnjax-import-ahead")
+    thread.start()
+    return thread
 
 
 def _all_stopped(result: Any) -> bool:
@@ -483,6 +522,7 @@ def train(args: argparse.Namespace) -> int:
     setup = make_setup(args)  # every input check happens here, before anything is written
     if getattr(args, "tensorboard", None) is not None:
         _check_tensorboard()
+    import_ahead(_outputs_modules(args))  # while planning, compiling and training hold no GIL
     plan = plan_run(setup)
     restored = None, 0, None, None
     if args.resume:
