@@ -53,10 +53,11 @@ def plan_run(setup: Setup) -> Any:
 
 
 def _outputs_modules(args: argparse.Namespace) -> list[str]:
-    """The modules a run's outputs need that the set-up has not imported: orbax (the first
-    checkpoint), scikit-learn's metrics (:mod:`nnjax.report.metrics`) and, with plots,
-    matplotlib's figure and Agg canvas (the ones :mod:`nnjax.report.plots` uses)."""
-    names = ["orbax.checkpoint", "nnjax.report.metrics"]
+    """The modules a run's outputs need that the set-up has not imported: scikit-learn's metrics
+    (:mod:`nnjax.report.metrics`) and, with plots, matplotlib's figure and Agg canvas (those
+    :mod:`nnjax.report.plots` uses). Not orbax: the first checkpoint imports it while the second
+    chunk trains already, and it imports parts of JAX, which the main thread is using."""
+    names = ["nnjax.report.metrics"]
     if not args.no_plots:
         names += ["matplotlib.figure", "matplotlib.backends.backend_agg"]
     return [name for name in names if name not in sys.modules]
@@ -66,7 +67,7 @@ def import_ahead(names: list[str]) -> threading.Thread | None:
     """Imports ``names`` in a background thread and returns it (None when there is nothing to import).
 
     A run's outputs need about a second of imports (scikit-learn and SciPy for the metrics,
-    matplotlib for the plots, orbax for the checkpoints). Imported where they are first used, they
+    matplotlib for the plots). Imported where they are first used, they
     wait in line after training; imported here, they run while the main thread waits for XLA,
     which compiles and trains without holding the GIL, so on a second core they come for little.
     The main thread needs nothing from this thread: an import it reaches first waits for the
