@@ -523,7 +523,6 @@ def train(args: argparse.Namespace) -> int:
     setup = make_setup(args)  # every input check happens here, before anything is written
     if getattr(args, "tensorboard", None) is not None:
         _check_tensorboard()
-    import_ahead(_outputs_modules(args))  # while planning, compiling and training hold no GIL
     plan = plan_run(setup)
     restored = None, 0, None, None
     if args.resume:
@@ -545,6 +544,8 @@ def train(args: argparse.Namespace) -> int:
     else:
         run_dir = pathlib.Path(args.out) if args.out else _default_out(setup)
         lock, created = _claim_new(run_dir)
+    # the run is claimed and the usual bad input refused: what the outputs need loads while it trains
+    import_ahead(_outputs_modules(args))
     flag = "--resume" if args.resume else "--out"
     try:
         ckpt_dir = run_dir / runs.CHECKPOINTS
