@@ -66,10 +66,6 @@ def _outputs_modules(args: argparse.Namespace) -> list[str]:
 def import_ahead(names: list[str]) -> threading.Thread | None:
     """Imports ``names`` in a background thread and returns it (None when there is nothing to import).
 
-    A run's outputs need about a second of imports (scikit-learn and SciPy for the metrics,
-    matplotlib for the plots). Imported where they are first used, they
-    wait in line after training; imported here, they run while the main thread waits for XLA,
-    which compiles and trains without holding the GIL, so on a second core they come for little.
     The main thread needs nothing from this thread: an import it reaches first waits for the
     module's lock (Python's import system serialises each module), and a module that fails to
     import here (matplotlib not installed) fails again where it is used, with that place's message.
@@ -90,6 +86,21 @@ def import_ahead(names: list[str]) -> threading.Thread | None:
     thread = threading.Thread(target=load, name="nnjax-import-ahead")
     thread.start()
     return thread
+
+
+class _ImportAhead(runner.Hook):
+    """Imports what the run's outputs need (:func:`_outputs_modules`: about a second of scikit-learn,
+    SciPy and matplotlib) once the first chunk is compiled and dispatched: from then on the main
+    thread mostly waits for XLA, which trains without holding the GIL, so the imports use the time
+    (and, on a second core, the core) that training leaves. Started earlier, they would compete
+    for the GIL with the training program's tracing; imported where they are first used, they
+    would wait in line after training."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+
+    def on_compiled(self, done: int) -> None:
+        import_ahead(self.names)
 
 
 def _all_stopped(result: Any) -> bool:
@@ -183,7 +194,8 @@ def run_training(setup: Setup, plan: Any, ckpt_dir: pathlib.Path, result: Any, d
     Returns the final result (history over every epoch run) and the seconds spent.
     """
     args = setup.args
-    hooks: list = [_Interrupts(), _Checkpoints(ckpt_dir, after_first_save, start=done, pending=pending)]
+    hooks: list = [_Interrupts(), _Checkpoints(ckpt_dir, after_first_save, start=done, pending=pending),
+                   _ImportAhead(_outputs_modules(args))]
     if not args.quiet:
         hooks.append(runner.ProgressBar(args.epochs, done=done, label="nnjax train"))
     board = _board(args, ckpt_dir.parent, done)
@@ -544,8 +556,6 @@ def train(args: argparse.Namespace) -> int:
     else:
         run_dir = pathlib.Path(args.out) if args.out else _default_out(setup)
         lock, created = _claim_new(run_dir)
-    # the run is claimed and the usual bad input refused: what the outputs need loads while it trains
-    import_ahead(_outputs_modules(args))
     flag = "--resume" if args.resume else "--out"
     try:
         ckpt_dir = run_dir / runs.CHECKPOINTS
