@@ -3,7 +3,8 @@
 Every example is run as ``python examples/<name>.py [--quick] [--out DIR] [--seed N]``:
 
 * ``--quick`` shrinks data, widths and epochs so the script finishes in seconds (the smoke tests
-  in ``tests/test_examples.py`` run every example this way);
+  in ``tests/test_examples.py`` run every example this way); it also compiles the way the test
+  suite does, without LLVM's optimisation passes (:func:`quick_compiles`);
 * ``--out`` is where the PNG plots go (default ``runs/examples/<name>/``, ignored by git);
 * ``--seed`` seeds every random draw of the run.
 
@@ -44,10 +45,30 @@ def parse_args(name: str, description: str, argv: list[str] | None = None) -> ar
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
     args = parser.parse_args(argv)
+    if args.quick:
+        quick_compiles()
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"== {name}: {description}")
     print(f"   quick={args.quick} seed={args.seed} out={args.out}")
     return args
+
+
+QUICK_XLA_FLAG = "--xla_backend_optimization_level=0"
+
+
+def quick_compiles() -> None:
+    """For ``--quick``: XLA's CPU compiler skips LLVM's optimisation passes (``QUICK_XLA_FLAG``).
+
+    A quick run is a few small training programs, each compiled once and run for a few
+    milliseconds, so its wait is the compiler's: without the passes the examples' programs compile
+    in about half the time and run a little slower. The test suite compiles every example this
+    way (``tests/conftest.py``, ``tests/test_examples.py``), so a quick run is what the tests check.
+    XLA reads ``XLA_FLAGS`` once, when JAX's backend starts: call this before the first JAX
+    computation (later, or when ``XLA_FLAGS`` already sets a level, it changes nothing).
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_backend_optimization_level" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {QUICK_XLA_FLAG}".strip()
 
 
 def pyplot() -> Any:

@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs") / "examples" / "exploding_gradients",
                         help="directory for the plot")
     args = parser.parse_args(argv)
+    if args.quick:
+        _common.quick_compiles()  # before the first JAX computation
     runs = experiment(quick=args.quick, epochs=args.epochs, depth=args.depth, width=args.width,
                       init_std=args.init_std, lr=args.lr, seed=args.seed)
     names = list(runs)

@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs") / "examples" / "init_depth_statistics",
                         help="directory for the plot")
     args = parser.parse_args(argv)
+    if args.quick:
+        _common.quick_compiles()  # before the first JAX computation
     depth = args.depth or (12 if args.quick else 30)
     width = args.width or (64 if args.quick else 256)
     n = args.n or (256 if args.quick else 2000)

@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> dict:
     key = jax.random.key(args.seed)
 
     start = time.perf_counter()
-    found = nnjax.lr_find(key, net, (x_tr, y_tr), steps=150 if args.quick else 300, **shared)
+    # lr_find's default 300 steps, also in --quick: fit(learning_rate="auto") below runs the same
+    # test (same data, settings and steps), so it reuses this compiled program instead of another.
+    found = nnjax.lr_find(key, net, (x_tr, y_tr), **shared)
     seconds = time.perf_counter() - start
     _common.section(f"range test: 4 seeds x {len(found.rates)} steps in {seconds:.1f} s ({found.rule})")
     _common.table(["seed", "suggestion"], [[i, float(s)] for i, s in enumerate(found.suggestions)])

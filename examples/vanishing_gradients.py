@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs") / "examples" / "vanishing_gradients",
                         help="directory for the plot")
     args = parser.parse_args(argv)
+    if args.quick:
+        _common.quick_compiles()  # before the first JAX computation
     runs = experiment(quick=args.quick, epochs=args.epochs, depth=args.depth, width=args.width, seed=args.seed)
     epochs = len(next(iter(runs.values())).history["loss"])
     print(f"{args.depth} hidden layers of {args.width}, adam(1e-3), {epochs} epochs"
