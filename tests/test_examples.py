@@ -25,11 +25,12 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 ALL_SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
-# Examples that tests/test_examples_issue*.py already run in-process with --quick (with stronger
+# Examples that tests/test_examples_issue*.py or test_diagnose.py already run in-process with --quick (with stronger
 # assertions on their numbers): running them again here would only double the suite's time.
 IN_PROCESS = {
     "perceptron", "single_neuron", "spam_vs_ham",  # test_examples_issue4.py
-    "vanishing_gradients", "exploding_gradients", "init_depth_statistics",  # test_examples_issue5.py
+    "init_depth_statistics",  # test_examples_issue5.py
+    "vanishing_gradients", "exploding_gradients",  # test_diagnose.py, on its compiled fixtures
     "random_starts", "hyperparameter_sweep",  # test_examples_issue6.py
 }
 SCRIPTS = [p for p in ALL_SCRIPTS if p.stem not in IN_PROCESS]
@@ -57,8 +58,10 @@ def test_examples_are_discovered():
 
 
 def test_every_example_has_a_smoke_test():
-    """Each script runs here or in a test_examples_issue*.py file that names it."""
-    elsewhere = " ".join(p.read_text() for p in pathlib.Path(__file__).parent.glob("test_examples_issue*.py"))
+    """Each script runs here, in a test_examples_issue*.py file or in test_diagnose.py that names it."""
+    here = pathlib.Path(__file__).parent
+    files = [*here.glob("test_examples_issue*.py"), here / "test_diagnose.py"]
+    elsewhere = " ".join(p.read_text() for p in files)
     for script in ALL_SCRIPTS:
         assert script in SCRIPTS or f'"{script.stem}"' in elsewhere, f"{script.name} has no smoke test"
 

@@ -1,7 +1,7 @@
 """Smoke tests: the deep-network examples run with --quick, write their plot and print measured conclusions.
 
-They run in-process: their experiments are the ones tests/test_diagnose.py checks, so one pytest
-process compiles them once (tests/test_examples.py runs every example as a script as well).
+They run in-process. The vanishing/exploding examples are smoke-tested in tests/test_diagnose.py, on top of
+the fixtures that compile their experiments (tests/test_examples.py runs every example as a script as well).
 """
 
 import importlib.util
@@ -29,32 +29,6 @@ def check_png(path: pathlib.Path) -> None:
     assert path.is_file(), f"expected a plot at {path}"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 10_000  # a drawn figure, not an empty canvas
-
-
-def test_vanishing_gradients_example(tmp_path, capsys):
-    verdicts = load_example("vanishing_gradients").main(["--quick", "--out", str(tmp_path)])
-    out = capsys.readouterr().out
-    check_png(tmp_path / "vanishing_gradients.png")
-    assert verdicts["sigmoid + normal init"] == "vanishing"
-    assert f"verdict[sigmoid + normal init]: {verdicts['sigmoid + normal init']}" in out
-    healthy = sum(v == "healthy" for name, v in verdicts.items() if name != "sigmoid + normal init")
-    assert "Conclusions:" in out and f"* {healthy} of 3 remedies give a healthy diagnosis" in out
-    assert "remedies to try:" in out  # the baseline's report is printed in full
-    # the conclusion quotes the measured ratio of the first layer's gradient to the output layer's
-    ratio = float(re.search(r"layer 1 gets ([0-9.e+-]+) of the output", out).group(1))
-    assert 0 < ratio < 1e-3
-
-
-def test_exploding_gradients_example(tmp_path, capsys):
-    verdicts = load_example("exploding_gradients").main(["--quick", "--out", str(tmp_path)])
-    out = capsys.readouterr().out
-    check_png(tmp_path / "exploding_gradients.png")
-    assert verdicts["sgd lr 0.3"] == "exploding"
-    skipped = int(re.search(r"sgd lr 0.3 is exploding: (\d+) of (\d+) steps skipped", out).group(1))
-    assert skipped > 0
-    assert "parameters still finite" in out
-    fixed = sum(v == "healthy" for name, v in verdicts.items() if name != "sgd lr 0.3")
-    assert "Conclusions:" in out and f"* {fixed} of 3 fixes give a healthy diagnosis" in out
 
 
 def test_init_depth_statistics_example(tmp_path, capsys):
