@@ -425,16 +425,3 @@ def test_console_script_is_main_then_an_exit_with_its_code(monkeypatch, capsys):
         gc.unfreeze()  # run() freezes the heap for the process's exit; this test process goes on
     assert exit_.value.code == 2
     assert "--epochs" in capsys.readouterr().err
-
-
-def test_import_ahead_imports_in_a_thread_and_leaves_failures_to_where_the_module_is_used(monkeypatch):
-    from nnjax.cli import _train
-
-    errors = []
-    monkeypatch.setattr("threading.excepthook", errors.append)
-    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
-    thread = _train.import_ahead(["nnjax_no_such_module", "colorsys"])  # a failure does not stop the others
-    thread.join(timeout=60)
-    assert not thread.is_alive() and "colorsys" in sys.modules and not errors
-    assert "nnjax_no_such_module" not in sys.modules
-    assert _train.import_ahead([]) is None

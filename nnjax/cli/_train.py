@@ -38,7 +38,7 @@ from nnjax.cli._setup import Setup, make_setup
 from nnjax.cli._errors import UsageError
 from nnjax.cli._parser import RUN_CONTROL
 
-__all__ = ["import_ahead", "plan_run", "run_training", "save_run", "train", "write_outputs"]
+__all__ = ["plan_run", "run_training", "save_run", "train", "write_outputs"]
 
 
 def plan_run(setup: Setup) -> Any:
@@ -50,57 +50,6 @@ def plan_run(setup: Setup) -> Any:
     from nnjax.train import population
 
     return population.plan_population(jax.random.split(key, setup.args.seeds), setup.net, setup.data, setup.options)
-
-
-def _outputs_modules(args: argparse.Namespace) -> list[str]:
-    """The modules a run's outputs need that the set-up has not imported: scikit-learn's metrics
-    (:mod:`nnjax.report.metrics`) and, with plots, matplotlib's figure and Agg canvas (those
-    :mod:`nnjax.report.plots` uses). Not orbax: the first checkpoint imports it while the second
-    chunk trains already, and it imports parts of JAX, which the main thread is using."""
-    names = ["nnjax.report.metrics"]
-    if not args.no_plots:
-        names += ["matplotlib.figure", "matplotlib.backends.backend_agg"]
-    return [name for name in names if name not in sys.modules]
-
-
-def import_ahead(names: list[str]) -> threading.Thread | None:
-    """Imports ``names`` in a background thread and returns it (None when there is nothing to import).
-
-    The main thread needs nothing from this thread: an import it reaches first waits for the
-    module's lock (Python's import system serialises each module), and a module that fails to
-    import here (matplotlib not installed) fails again where it is used, with that place's message.
-    Not a daemon: interpreter exit waits for an import under way instead of cutting it off.
-    """
-    if not names:
-        return None
-
-    def load() -> None:
-        import importlib
-
-        for name in names:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - reported where the module is used, not here
-                pass
-
-    thread = threading.Thread(target=load, name="nnjax-import-ahead")
-    thread.start()
-    return thread
-
-
-class _ImportAhead(runner.Hook):
-    """Imports what the run's outputs need (:func:`_outputs_modules`: about a second of scikit-learn,
-    SciPy and matplotlib) once the first chunk is compiled and dispatched: from then on the main
-    thread mostly waits for XLA, which trains without holding the GIL, so the imports use the time
-    (and, on a second core, the core) that training leaves. Started earlier, they would compete
-    for the GIL with the training program's tracing; imported where they are first used, they
-    would wait in line after training."""
-
-    def __init__(self, names: list[str]):
-        self.names = names
-
-    def on_compiled(self, done: int) -> None:
-        import_ahead(self.names)
 
 
 def _all_stopped(result: Any) -> bool:
@@ -194,8 +143,7 @@ def run_training(setup: Setup, plan: Any, ckpt_dir: pathlib.Path, result: Any, d
     Returns the final result (history over every epoch run) and the seconds spent.
     """
     args = setup.args
-    hooks: list = [_Interrupts(), _Checkpoints(ckpt_dir, after_first_save, start=done, pending=pending),
-                   _ImportAhead(_outputs_modules(args))]
+    hooks: list = [_Interrupts(), _Checkpoints(ckpt_dir, after_first_save, start=done, pending=pending)]
     if not args.quiet:
         hooks.append(runner.ProgressBar(args.epochs, done=done, label="nnjax train"))
     board = _board(args, ckpt_dir.parent, done)
