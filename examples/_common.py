@@ -71,6 +71,22 @@ def quick_compiles() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} {QUICK_XLA_FLAG}".strip()
 
 
+def run_each(runs: dict[str, Callable[[], Any]], workers: int = 2) -> dict[str, Any]:
+    """Calls every ``name -> function`` of ``runs``, ``workers`` at a time in threads; results by name,
+    in ``runs``' order.
+
+    For independent fits of programs that differ in structure (one topology or optimizer each):
+    each first call traces its program (Python, one thread at a time) and then compiles it in XLA,
+    which releases the GIL, so two compiles proceed at once on two cores. The results are those of
+    calling the functions one after another: each fit has its own key and data.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {name: pool.submit(fn) for name, fn in runs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def pyplot() -> Any:
     """matplotlib's pyplot on the file-only Agg backend."""
     import matplotlib

@@ -94,13 +94,15 @@ def experiment(*, quick: bool, epochs: int | None = None, depth: int = 10, width
     net = nnjax.MLP(sizes, activation="relu", output="softmax")
     start = wide_normal_params(net, init_std, key=jax.random.key(seed + 1))
     steps = -(-len(train[0]) // batch_size)
-    runs = {}
-    for name, optimizer in variants(lr, steps, epochs).items():
+
+    def run(optimizer: optax.GradientTransformation) -> Run:
         result = nnjax.fit(jax.random.key(seed), net, train, loss="softmax_cross_entropy", optimizer=optimizer,
                            epochs=epochs, batch_size=batch_size, validation=val, params=start)
         history = jax.tree.map(np.asarray, result.history)
-        runs[name] = Run(result, history, nnjax.diagnose(history), steps, len(train[0]))
-    return runs
+        return Run(result, history, nnjax.diagnose(history), steps, len(train[0]))
+
+    # four optimizers are four training programs: two compile at a time (_common.run_each)
+    return _common.run_each({name: functools.partial(run, opt) for name, opt in variants(lr, steps, epochs).items()})
 
 
 def params_finite(result: nnjax.FitResult) -> bool:

@@ -75,13 +75,15 @@ def experiment(*, quick: bool, epochs: int | None = None, depth: int = 10, width
     train, val = load(384 if quick else None, seed)
     epochs = epochs or (8 if quick else 30)
     sizes = (train[0].shape[1],) + (width,) * depth + (10,)
-    runs = {}
-    for name, net in variants(sizes).items():
+
+    def run(net: nnjax.MLP) -> Run:
         result = nnjax.fit(jax.random.key(seed), net, train, loss="softmax_cross_entropy", optimizer=optimizer(),
                            epochs=epochs, batch_size=16 if quick else 32, validation=val)
         history = jax.tree.map(np.asarray, result.history)
-        runs[name] = Run(result, history, nnjax.diagnose(history))
-    return runs
+        return Run(result, history, nnjax.diagnose(history))
+
+    # four topologies are four training programs: two compile at a time (_common.run_each)
+    return _common.run_each({name: functools.partial(run, net) for name, net in variants(sizes).items()})
 
 
 def plot(runs: dict, out: pathlib.Path) -> pathlib.Path:
