@@ -405,12 +405,19 @@ def check_png(path: pathlib.Path) -> None:
     assert path.stat().st_size > 10_000  # a drawn figure, not an empty canvas
 
 
-def test_vanishing_gradients_example_prints_what_it_measured(vanishing_runs, tmp_path, capsys):
+def run_example_main(name: str, runs: dict, tmp_path: pathlib.Path, capsys) -> tuple[dict, str]:
+    """Runs ``examples/<name>.py --quick`` in-process: its verdicts (those of the fixture's runs,
+    same programs and keys) and what it printed; its plot is a drawn PNG."""
     capsys.readouterr()
-    verdicts = load_example("vanishing_gradients").main(["--quick", "--out", str(tmp_path)])
+    verdicts = load_example(name).main(["--quick", "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    check_png(tmp_path / "vanishing_gradients.png")
-    assert verdicts == {name: run.diagnosis.verdict for name, run in vanishing_runs.items()}
+    check_png(tmp_path / f"{name}.png")
+    assert verdicts == {key: run.diagnosis.verdict for key, run in runs.items()}
+    return verdicts, out
+
+
+def test_vanishing_gradients_example_prints_what_it_measured(vanishing_runs, tmp_path, capsys):
+    verdicts, out = run_example_main("vanishing_gradients", vanishing_runs, tmp_path, capsys)
     assert verdicts["sigmoid + normal init"] == "vanishing"
     assert f"verdict[sigmoid + normal init]: {verdicts['sigmoid + normal init']}" in out
     healthy = sum(v == "healthy" for name, v in verdicts.items() if name != "sigmoid + normal init")
@@ -422,11 +429,7 @@ def test_vanishing_gradients_example_prints_what_it_measured(vanishing_runs, tmp
 
 
 def test_exploding_gradients_example_prints_what_it_measured(exploding_runs, tmp_path, capsys):
-    capsys.readouterr()
-    verdicts = load_example("exploding_gradients").main(["--quick", "--out", str(tmp_path)])
-    out = capsys.readouterr().out
-    check_png(tmp_path / "exploding_gradients.png")
-    assert verdicts == {name: run.diagnosis.verdict for name, run in exploding_runs.items()}
+    verdicts, out = run_example_main("exploding_gradients", exploding_runs, tmp_path, capsys)
     assert verdicts["sgd lr 0.3"] == "exploding"
     skipped = int(re.search(r"sgd lr 0.3 is exploding: (\d+) of (\d+) steps skipped", out).group(1))
     assert skipped > 0
