@@ -69,7 +69,8 @@ def main(argv=None) -> None:
                                        method="grid", members_per_program=per_program, **common)
     rows["nnjax successive_halving (27 members)"] = (out.leaderboard[0]["score"], time.perf_counter() - t0, [])
     ends = nnjax.search.rungs(1, epochs, 3)
-    shapes = nnjax.search.programs([27, 9, 3, 1][:len(ends)], ends, per_program)
+    sizes = [sum(row["epochs"] >= end for row in out.leaderboard) for end in ends]  # members trained per rung
+    shapes = nnjax.search.programs(sizes, ends, per_program)
     print(f"halving (members_per_program={args.members_per_program}): {count.compiles} programs compiled "
           f"({count.cache_hits} from the persistent cache) in {count.compile_s:.1f} s, traced in {count.trace_s:.1f} s;"
           f" training programs (members, epochs): {shapes}")
